@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up, then run every check CI runs: ruff, mypy --strict, and the whole pytest suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check shopcrawl tests benchmarks
+.venv/bin/ruff format --check shopcrawl tests benchmarks
+.venv/bin/mypy
+status=0
+.venv/bin/pytest "$@" || status=$?
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: failing" >&2
+    exit 1
+fi
+exit "$status"

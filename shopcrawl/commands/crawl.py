@@ -1,0 +1,52 @@
+"""``scrapy crawl``, with checks before any request and an exit status that tells the outcome.
+
+Exit status: 0 complete; 1 stopped by a fatal error (the line names what to fix); 2 bad
+configuration (nothing was sent); 3 finished but incomplete (coverage below 100%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from scrapy.commands.crawl import Command as ScrapyCrawl
+from scrapy.exceptions import UsageError
+
+from shopcrawl.config import ConfigError, ShopcrawlConfig, credentials_from_settings
+from shopcrawl.runs import FATAL_STAT
+from shopcrawl.stores import open_store
+
+EXIT_FATAL, EXIT_CONFIG, EXIT_INCOMPLETE = 1, 2, 3
+
+
+class Command(ScrapyCrawl):
+    def run(self, args: list[str], opts: argparse.Namespace) -> None:
+        if len(args) != 1:
+            raise UsageError
+        assert self.settings is not None and self.crawler_process is not None
+        if args[0] == "shop":
+            try:
+                config = ShopcrawlConfig.from_settings(self.settings)
+                credentials_from_settings(self.settings)
+                if not str(opts.spargs.get("seller_id", "")).strip():
+                    raise ConfigError("seller_id is required: scrapy crawl shop -a seller_id=<seller>")
+                store = open_store(config.store_uri)
+                store.open()
+                store.close()
+            except (ConfigError, ValueError, RuntimeError) as exc:
+                print(f"shopcrawl: {exc}", file=sys.stderr)
+                self.exitcode = EXIT_CONFIG
+                return
+        crawler = self._create_crawler(args[0])
+        self.crawler_process.crawl(crawler, **opts.spargs)
+        self.crawler_process.start()
+        if self.crawler_process.bootstrap_failed:
+            self.exitcode = EXIT_FATAL
+            return
+        stats = crawler.stats.get_stats() if crawler.stats else {}
+        fatal = stats.get(FATAL_STAT)
+        if fatal:
+            print(f"shopcrawl stopped: {fatal}", file=sys.stderr)
+            self.exitcode = EXIT_FATAL
+        elif stats.get("shopcrawl/status") == "incomplete":
+            self.exitcode = EXIT_INCOMPLETE

@@ -1,0 +1,159 @@
+"""Maps every TOP outcome through one explicit table (errors arrive inside HTTP 200 bodies).
+
+=============================================  =================================================
+outcome                                        what the crawl does
+=============================================  =================================================
+success envelope                               a :class:`TopResponse` with ``payload``
+code 7 with "ban will last for N more seconds"  wait exactly N s (nothing sent to that API), resend
+``isp.*``, HTTP 5xx/408/429, timeouts,         bounded retries (``RETRY_TIMES``) with exponential
+connection errors, truncated or garbled JSON   backoff; after the last one the callback gets an error
+``isv.*``                                      the callback gets ``error`` to record; no retry
+25, 27, 29, 11, ... or a ban > max wait        stop the crawl at once with one line naming the fix
+=============================================  =================================================
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from typing import NoReturn, Self
+
+from scrapy import Request
+from scrapy.crawler import Crawler
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.exceptions import IgnoreRequest
+from scrapy.http import Response
+from scrapy.utils.defer import deferred_from_coro
+
+from shopcrawl.config import ShopcrawlConfig
+from shopcrawl.downloadermiddlewares.ratelimit import NOT_BEFORE, BanBook
+from shopcrawl.http import META_KEY, TopResponse, api_method
+from shopcrawl.platforms import top
+from shopcrawl.platforms.top import ApiError, ErrorClass
+from shopcrawl.runs import FATAL_STAT
+
+logger = logging.getLogger(__name__)
+
+MAX_BAN_RESENDS = 50  # per request: a ban that never ends is reported, not waited forever
+GAVE_UP_CODE = -1  # the code of the synthetic error the callback gets once retries are spent
+
+
+class ApiErrorsMiddleware:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.config = ShopcrawlConfig.from_settings(crawler.settings)
+        self.bans = BanBook.for_crawler(crawler)
+        self.fatal: str | None = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def _inc(self, key: str) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(key)
+
+    def process_response(self, request: Request, response: Response) -> Response | Request:
+        method = api_method(request)
+        if method is None:
+            return response
+        if self.fatal:
+            raise IgnoreRequest(self.fatal)
+        self._inc("shopcrawl/api/calls")
+        self._inc(f"shopcrawl/api/calls/{method}")
+        if response.status != 200:
+            if response.status >= 500 or response.status in (408, 429):
+                return self._retry(request, f"http_{response.status}")
+            self._stop(f"{self.config.api_url} answered HTTP {response.status}; check SHOPCRAWL_API_URL")
+        try:
+            body = json.loads(response.body)
+            payload, error = top.unwrap(body, method)
+        except (ValueError, UnicodeDecodeError):
+            return self._retry(request, "bad_json")
+        if error is None:
+            self._inc(f"shopcrawl/api/ok/{method}")
+            return self._top_response(response, payload=payload)
+        self._inc(f"shopcrawl/api/error/{error.code}")
+        kind = top.classify(error, max_ban_wait=self.config.max_ban_wait)
+        if kind is ErrorClass.BAN:
+            return self._resend_after_ban(request, method, error)
+        if kind is ErrorClass.RETRY:
+            return self._retry(request, f"api_{error.sub_code or error.code}", error=error)
+        if kind is ErrorClass.RECORD:
+            return self._top_response(response, error=error)
+        hint = top.fatal_hint(error, max_ban_wait=self.config.max_ban_wait)
+        self._stop(f"{error.describe()} -> {hint}")
+
+    def process_exception(self, request: Request, exception: Exception) -> Response | Request | None:
+        if api_method(request) is None or isinstance(exception, IgnoreRequest):
+            return None
+        if self.fatal:
+            raise IgnoreRequest(self.fatal)
+        return self._retry(request, type(exception).__name__)
+
+    @staticmethod
+    def _top_response(
+        response: Response, *, payload: dict[str, object] | None = None, error: ApiError | None = None
+    ) -> TopResponse:
+        new = response.replace(cls=TopResponse, encoding="utf-8")
+        new.payload = payload
+        new.error = error
+        return new
+
+    def _retry(self, request: Request, reason: str, error: ApiError | None = None) -> Request | Response:
+        spider = self.crawler.spider
+        assert spider is not None
+        retry = get_retry_request(request, spider=spider, reason=reason, logger=logger)
+        if retry is not None:
+            attempt = retry.meta["retry_times"]
+            delay = min(self.config.backoff_max, self.config.backoff_base * 2 ** (attempt - 1))
+            retry.meta[META_KEY] = {
+                **request.meta[META_KEY],
+                NOT_BEFORE: time.time() + delay * random.uniform(0.5, 1.0),
+            }
+            return retry
+        gave_up = ApiError(
+            GAVE_UP_CODE, f"gave up after {request.meta.get('retry_times', 0)} retries: {reason}"
+        )
+        if error is not None:
+            gave_up = ApiError(GAVE_UP_CODE, gave_up.msg, error.sub_code, error.sub_msg, error.request_id)
+        self._inc("shopcrawl/api/gave_up")
+        return self._gave_up(request, gave_up)
+
+    @staticmethod
+    def _gave_up(request: Request, error: ApiError) -> TopResponse:
+        response = TopResponse(request.url, status=200, body=b"{}", request=request, encoding="utf-8")
+        response.error = error
+        return response
+
+    def _resend_after_ban(self, request: Request, method: str, error: ApiError) -> Request:
+        seconds = error.ban_seconds or 1
+        fresh = self.bans.remaining(method) <= 0
+        self.bans.ban(method, seconds, app_wide=error.app_wide)
+        if fresh:
+            self._inc("shopcrawl/ban/count")
+            logger.info(
+                "%s banned for %d s (%s); holding every call to it until then",
+                method,
+                seconds,
+                error.sub_code,
+            )
+        resends = int(request.meta[META_KEY].get("ban_resends", 0)) + 1
+        if resends > MAX_BAN_RESENDS:
+            self._stop(f"{method} stayed banned through {MAX_BAN_RESENDS} waits; check the app's quota")
+        retry = request.copy()
+        retry.dont_filter = True
+        retry.meta[META_KEY] = {**request.meta[META_KEY], "ban_resends": resends}
+        return retry
+
+    def _stop(self, line: str) -> NoReturn:
+        """Stop the crawl at once with one line that names what to fix."""
+        if self.fatal is None:
+            self.fatal = line
+            logger.critical("shopcrawl stopped: %s", line)
+            assert self.crawler.stats is not None and self.crawler.engine is not None
+            self.crawler.stats.set_value(FATAL_STAT, line)
+            deferred_from_coro(self.crawler.engine.close_spider_async(reason="fatal_error"))
+        raise IgnoreRequest(line)

@@ -1,0 +1,64 @@
+"""Typed items, read through ItemAdapter. Field names follow TOP's where TOP has them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass
+class Sku:
+    sku_id: int
+    properties_name: str
+    price: str  # the source string, e.g. "25.80"
+    price_fen: int  # exact integer fen
+    quantity: int
+    properties: str = ""
+    outer_id: str = ""
+
+
+@dataclass
+class ShopItem:
+    platform: str  # "taobao"
+    seller_id: str
+    num_iid: int
+    title: str
+    price: str
+    price_fen: int
+    num: int  # stock
+    sold_quantity: int | None
+    modified: datetime  # timezone-aware
+    approve_status: str = ""
+    list_time: datetime | None = None
+    nick: str = ""
+    cid: int | None = None
+    outer_id: str = ""
+    pic_url: str = ""
+    item_imgs: list[str] = field(default_factory=list)
+    desc: str | None = None
+    skus: list[Sku] = field(default_factory=list)
+    run_id: str = ""
+
+
+@dataclass
+class Reject:
+    """A payload that did not become a stored item, with the specific reason."""
+
+    platform: str
+    seller_id: str
+    reason: str  # e.g. "invalid/price: not a price ...", "detail/missing", "api/isv.item-not-found"
+    payload: dict[str, object]
+    num_iid: int | None = None
+    run_id: str = ""
+
+
+@dataclass
+class RawTopItem:
+    """A detail record as the API sent it, with the listing fields it came with; the validation
+    pipeline turns it into a :class:`ShopItem` or a :class:`Reject`."""
+
+    platform: str
+    seller_id: str
+    run_id: str
+    raw: dict[str, object]
+    listed: dict[str, object] = field(default_factory=dict)

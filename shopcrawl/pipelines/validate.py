@@ -1,0 +1,58 @@
+"""First pipeline: turns raw API records into typed items, or into rejects with a reason.
+
+A bad record never crashes the crawl and is never dropped silently: it becomes a
+:class:`Reject` (stored by the store pipeline), and ``shopcrawl/item/invalid/<field>`` counts it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Self
+
+from scrapy.crawler import Crawler
+
+from shopcrawl.items import RawTopItem, Reject, ShopItem
+from shopcrawl.platforms.top_items import InvalidItem, item_from_raw
+from shopcrawl.validation import check_item
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+class ValidatePipeline:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(crawler)
+
+    def process_item(self, item: object) -> object:
+        if not isinstance(item, RawTopItem):
+            return item
+        try:
+            typed: ShopItem = item_from_raw(
+                item.raw, item.listed, platform=item.platform, seller_id=item.seller_id, run_id=item.run_id
+            )
+            problem = check_item(typed)
+        except InvalidItem as exc:
+            problem = (exc.field, exc.reason)
+        if problem is None:
+            self._inc("shopcrawl/item/valid")
+            return typed
+        field, reason = problem
+        stat_field = _INDEX.sub("", field)
+        self._inc("shopcrawl/item/invalid")
+        self._inc(f"shopcrawl/item/invalid/{stat_field}")
+        num_iid = item.raw.get("num_iid")
+        return Reject(
+            platform=item.platform,
+            seller_id=item.seller_id,
+            reason=f"invalid/{field}: {reason}",
+            payload={"raw": item.raw, "listed": item.listed},
+            num_iid=num_iid if isinstance(num_iid, int) else None,
+            run_id=item.run_id,
+        )
+
+    def _inc(self, key: str) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.inc_value(key)

@@ -1,0 +1,121 @@
+"""TOP item records -> :class:`ShopItem`. Pure; raises :class:`InvalidItem` naming the field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from shopcrawl.items import ShopItem, Sku
+from shopcrawl.money import PriceError, to_fen
+from shopcrawl.platforms import top
+
+
+class InvalidItem(ValueError):
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _int(raw: Mapping[str, Any], field: str, *, required: bool = True, prefix: str = "") -> int | None:
+    value = raw.get(field)
+    if value is None or value == "":
+        if required:
+            raise InvalidItem(prefix + field, "missing")
+        return None
+    if isinstance(value, bool | float):
+        raise InvalidItem(prefix + field, f"not an integer: {value!r}")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidItem(prefix + field, f"not an integer: {value!r}") from None
+    if number < 0:
+        raise InvalidItem(prefix + field, f"negative: {number}")
+    return number
+
+
+def _price(raw: Mapping[str, Any], field: str, prefix: str = "") -> tuple[str, int]:
+    value = raw.get(field)
+    if value is None or value == "":
+        raise InvalidItem(prefix + field, "missing")
+    if not isinstance(value, str):
+        raise InvalidItem(prefix + field, f"not a price string: {value!r}")
+    try:
+        return value, to_fen(value)
+    except PriceError as exc:
+        raise InvalidItem(prefix + field, str(exc)) from None
+
+
+def _time(raw: Mapping[str, Any], field: str, *, required: bool = True) -> datetime | None:
+    value = raw.get(field)
+    if value is None or value == "":
+        if required:
+            raise InvalidItem(field, "missing")
+        return None
+    try:
+        return top.parse_time(str(value))
+    except ValueError:
+        raise InvalidItem(field, f"not a 'yyyy-MM-dd HH:mm:ss' time: {value!r}") from None
+
+
+def _str(raw: Mapping[str, Any], field: str) -> str:
+    value = raw.get(field)
+    return "" if value is None else str(value)
+
+
+def _sku(raw: Any, index: int) -> Sku:
+    prefix = f"skus[{index}]."
+    if not isinstance(raw, Mapping):
+        raise InvalidItem(f"skus[{index}]", "not an object")
+    sku_id = _int(raw, "sku_id", prefix=prefix)
+    quantity = _int(raw, "quantity", prefix=prefix)
+    price, fen = _price(raw, "price", prefix)
+    assert sku_id is not None and quantity is not None
+    return Sku(
+        sku_id=sku_id,
+        properties_name=_str(raw, "properties_name"),
+        price=price,
+        price_fen=fen,
+        quantity=quantity,
+        properties=_str(raw, "properties"),
+        outer_id=_str(raw, "outer_id"),
+    )
+
+
+def item_from_raw(
+    raw: Mapping[str, Any], listed: Mapping[str, Any], *, platform: str, seller_id: str, run_id: str
+) -> ShopItem:
+    """Build the typed item; listing fields fill what the detail record lacks."""
+    merged = {**listed, **{k: v for k, v in raw.items() if v is not None}}
+    num_iid = _int(merged, "num_iid")
+    num = _int(merged, "num")
+    price, fen = _price(merged, "price")
+    modified = _time(merged, "modified")
+    assert num_iid is not None and num is not None and modified is not None
+    skus_raw = top.unwrap_list(merged, "skus", "sku") if merged.get("skus") is not None else []
+    imgs = top.unwrap_list(merged, "item_imgs", "item_img") if merged.get("item_imgs") is not None else []
+    title = merged.get("title")
+    if not isinstance(title, str):
+        raise InvalidItem("title", "missing" if title is None else f"not a string: {title!r}")
+    return ShopItem(
+        platform=platform,
+        seller_id=seller_id,
+        num_iid=num_iid,
+        title=title,
+        price=price,
+        price_fen=fen,
+        num=num,
+        sold_quantity=_int(merged, "sold_quantity", required=False),
+        modified=modified,
+        approve_status=_str(merged, "approve_status"),
+        list_time=_time(merged, "list_time", required=False),
+        nick=_str(merged, "nick"),
+        cid=_int(merged, "cid", required=False),
+        outer_id=_str(merged, "outer_id"),
+        pic_url=_str(merged, "pic_url"),
+        item_imgs=[str(img.get("url", "")) for img in imgs if isinstance(img, Mapping)],
+        desc=merged.get("desc") if isinstance(merged.get("desc"), str) else None,
+        skus=[_sku(sku, i) for i, sku in enumerate(skus_raw)],
+        run_id=run_id,
+    )

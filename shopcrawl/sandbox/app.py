@@ -1,0 +1,235 @@
+"""The aiohttp application: ``/router/rest`` plus the ``/_sandbox/*`` control endpoints.
+
+Order of handling for ``/router/rest`` (GET or POST; any other HTTP method gets code 9 in HTTP 200):
+merge query and form params → system/credential checks (``checks.check_system``) → unknown API method
+(22) → quota ban → QPS limiter → fault draw (5xx / timeout / isp answer here) → business params and
+the answer → truncated / garbled faults applied to that body. Every API error is an
+``error_response`` in HTTP 200 (that TOP never uses 4xx/5xx for API errors is [unconfirmed]); only
+injected faults use other statuses. Bodies are ``application/json`` or ``text/xml``, UTF-8.
+
+Control endpoints (no signature, not counted as API calls):
+
+- ``GET /_sandbox/stats`` → ``{"calls": {method: n}, "outcomes": {outcome: n}, "bans": [[start, end]],
+  "items": on-sale count}`` (``bans``: the QPS bans started, unix times; quota bans are not listed);
+  ``POST /_sandbox/reset-stats`` clears the counters and ban records (not the
+  limiter state) and answers the cleared stats.
+- ``POST /_sandbox/mutate`` with ``{"seed": int, "price_up": n, "price_down": n, "sold_out": n,
+  "new": n, "delist": n}`` (all optional but ``seed``) → ``{kind: [num_iid, ...]}`` for every kind;
+  HTTP 400 ``{"error": ...}`` on a bad body.
+- ``GET /_sandbox/shop`` → the on-sale items as full records (``?all=1`` adds delisted items).
+- ``GET /_sandbox/bad-items`` → ``{"invalid": {num_iid: kind}, "isv": [num_iid, ...]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from shopcrawl.platforms.top import DETAIL_METHOD, LISTING_METHOD
+
+from . import render
+from .checks import Credentials, TopError, check_system, parse_detail, parse_listing
+from .config import SandboxConfig
+from .faults import FaultPlan, RateLimiter, ban_error, html_error
+from .shop import MUTATION_KINDS, Shop
+from .stats import Stats
+
+logger = logging.getLogger(__name__)
+
+API_PATH = "/router/rest"
+_JSON = "application/json"
+_XML = "text/xml"
+
+
+class Sandbox:
+    """All state of one emulator instance; the handlers are its methods."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.shop = Shop(
+            seed=config.seed,
+            items=config.items,
+            nick=config.seller,
+            max_skus=config.max_skus,
+            invalid_items=config.invalid_items,
+            isv_items=config.isv_items,
+        )
+        self.creds = Credentials(config.app_key, config.app_secret, config.session)
+        self.limiter = RateLimiter(config.qps, config.ban_seconds)
+        self.faults = FaultPlan(
+            config.seed,
+            rate_5xx=config.rate_5xx,
+            rate_timeout=config.rate_timeout,
+            rate_truncated=config.rate_truncated,
+            rate_garbled=config.rate_garbled,
+            rate_isp=config.rate_isp,
+        )
+        self.stats = Stats(config.call_log)
+        self.cache = render.ItemJsonCache(self.shop.all_items)
+        self._apis: dict[str, Callable[[dict[str, str], bool, bool, str], bytes]] = {
+            LISTING_METHOD: self._listing,
+            DETAIL_METHOD: self._detail,
+        }
+        self._request_seq = int(time.time()) % 100_000 * 1_000_000
+
+    def _request_id(self) -> str:
+        self._request_seq += 1
+        return f"{self._request_seq:x}"
+
+    async def api(self, request: web.Request) -> web.StreamResponse:
+        now = time.time()
+        params = await _merged_params(request)
+        method = params.get("method", "")
+        as_json = params.get("format") == "json"
+        simplify = as_json and params.get("simplify", "").lower() == "true"
+        request_id = self._request_id()
+        fault: str | None = None
+        ban_until: float | None = None
+        try:
+            if request.method not in ("GET", "POST"):
+                raise TopError(9, "Http Action Not Allowed")
+            check_system(params, self.creds, now)
+            answer = self._apis.get(method)
+            if answer is None:
+                raise TopError(22, "Invalid Method")
+            self._flow_control(params["app_key"], method, now)
+            fault = self.faults.draw()
+            if fault == "5xx":
+                status = self.faults.status_5xx()
+                self.stats.record(now, method, "5xx", None)
+                return web.Response(status=status, body=html_error(status), content_type="text/html")
+            if fault == "timeout":
+                self.stats.record(now, method, "timeout", None)
+                await asyncio.sleep(self.config.timeout_delay)
+                return web.Response(status=504, body=html_error(504), content_type="text/html")
+            if fault == "isp":
+                raise self.faults.isp_error()
+            body = answer(params, as_json, simplify, request_id)
+            outcome = "ok"
+        except TopError as error:
+            body = render.error_body(error.as_dict(request_id), as_json)
+            outcome, ban_until = error.outcome, error.ban_until
+        if fault == "truncated":
+            body, outcome = body[: len(body) // 2], "truncated"
+        elif fault == "garbled":
+            body, outcome = self.faults.garbage(), "garbled"
+        self.stats.record(now, method, outcome, ban_until)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s %s -> %s", request_id, method or "-", outcome)
+        return web.Response(body=body, content_type=_JSON if as_json else _XML, charset="utf-8")
+
+    def _flow_control(self, app_key: str, method: str, now: float) -> None:
+        if self.config.quota_ban_seconds > 0:
+            seconds = self.config.quota_ban_seconds
+            raise ban_error(seconds, now + seconds, app_wide=True)
+        refused = self.limiter.admit((app_key, method), now)
+        if refused is not None:
+            until, started = refused
+            if started:
+                self.stats.add_ban(now, until)
+                logger.info("QPS above %d for %s: ban until %.3f", self.config.qps, method, until)
+            raise ban_error(until - now, until)
+
+    def _listing(self, params: dict[str, str], as_json: bool, simplify: bool, request_id: str) -> bytes:
+        query = parse_listing(params, self.config.page_cap)
+        found = self.shop.listing(
+            order=query.order, descending=query.descending, start=query.start, end=query.end, q=query.q
+        )
+        page = found.page((query.page_no - 1) * query.page_size, query.page_size)
+        if not as_json:
+            items = [render.item_dict(item, query.fields, False) for item in page]
+            return render.xml_items_body(LISTING_METHOD, items, found.total, request_id)
+        self.cache.sync(self.shop.version)
+        items_json = self.cache.items_json(page, query.fields, simplify)
+        return render.json_items_body(LISTING_METHOD, simplify, items_json, found.total, request_id)
+
+    def _detail(self, params: dict[str, str], as_json: bool, simplify: bool, request_id: str) -> bytes:
+        query = parse_detail(params)
+        found = [item for num_iid in query.num_iids if (item := self.shop.get(num_iid)) is not None]
+        for item in found:
+            if item.isv:
+                raise TopError(
+                    15,
+                    "Remote service error",
+                    "isv.item-data-error",
+                    f"商品数据异常 num_iid={item.num_iid}",
+                    outcome="isv",
+                )
+        if not as_json:
+            items = [render.item_dict(item, query.fields, False) for item in found]
+            return render.xml_items_body(DETAIL_METHOD, items, None, request_id)
+        self.cache.sync(self.shop.version)
+        items_json = self.cache.items_json(found, query.fields, simplify)
+        return render.json_items_body(DETAIL_METHOD, simplify, items_json, None, request_id)
+
+    async def stats_view(self, request: web.Request) -> web.Response:
+        return _json_response(self.stats.snapshot(self.shop.onsale_count))
+
+    async def reset_stats(self, request: web.Request) -> web.Response:
+        self.stats.reset()
+        return _json_response(self.stats.snapshot(self.shop.onsale_count))
+
+    async def shop_view(self, request: web.Request) -> web.Response:
+        include = request.query.get("all", "") in ("1", "true")
+        return _json_response(self.shop.dump(include_instock=include))
+
+    async def bad_items(self, request: web.Request) -> web.Response:
+        return _json_response(self.shop.bad_items())
+
+    async def mutate(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json(loads=json.loads)
+            if not isinstance(body, dict) or not isinstance(body.get("seed"), int):
+                raise ValueError('the body must be a JSON object with an integer "seed"')
+            unknown = set(body) - {"seed", *MUTATION_KINDS}
+            if unknown:
+                raise ValueError("unknown keys: " + ", ".join(sorted(unknown)))
+            changed = self.shop.mutate(**body)
+        except ValueError as error:  # json.JSONDecodeError is a ValueError
+            return _json_response({"error": str(error)}, status=400)
+        logger.info("mutation %s: %s", body, {kind: len(ids) for kind, ids in changed.items()})
+        return _json_response(changed)
+
+
+async def _merged_params(request: web.Request) -> dict[str, str]:
+    """Query-string params first (they win), then the form body; empty values dropped."""
+    params = {key: value for key, value in request.query.items() if value.strip()}
+    if request.body_exists:
+        form = await request.post()
+        for key, value in form.items():
+            if isinstance(value, str) and value.strip():
+                params.setdefault(key, value)
+    return params
+
+
+def _json_response(value: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=render.dumps(value).encode("utf-8"), status=status, content_type=_JSON, charset="utf-8"
+    )
+
+
+SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
+
+
+def create_app(config: SandboxConfig) -> web.Application:
+    sandbox = Sandbox(config)
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app[SANDBOX_KEY] = sandbox
+    app.router.add_route("*", API_PATH, sandbox.api)
+    app.router.add_get("/_sandbox/stats", sandbox.stats_view)
+    app.router.add_post("/_sandbox/reset-stats", sandbox.reset_stats)
+    app.router.add_post("/_sandbox/mutate", sandbox.mutate)
+    app.router.add_get("/_sandbox/shop", sandbox.shop_view)
+    app.router.add_get("/_sandbox/bad-items", sandbox.bad_items)
+    app.on_cleanup.append(_close_stats)
+    return app
+
+
+async def _close_stats(app: web.Application) -> None:
+    app[SANDBOX_KEY].stats.close()

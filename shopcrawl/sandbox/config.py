@@ -1,0 +1,104 @@
+"""Every sandbox option, its default and its check, in one frozen dataclass.
+
+``server.py`` builds the command line from :data:`OPTION_HELP` and the field defaults, so the CLI, the
+Python API (``create_app(SandboxConfig(...))``) and the documentation cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+OPTION_HELP: dict[str, str] = {
+    "host": "interface to bind (loopback by default)",
+    "port": "TCP port; 0 lets the OS pick one (the URL printed first on stdout has the real port)",
+    "items": "number of on-sale items in the synthetic shop",
+    "seed": "seed of the synthetic shop and of the fault draws (same seed, same shop)",
+    "seller": "seller nick of every item",
+    "max_skus": "maximum SKUs per item (about 10%% of items have none)",
+    "page_cap": "largest page_no*page_size accepted by taobao.items.onsale.get (code 41 above it)",
+    "app_key": "the only app_key accepted (others get code 29)",
+    "app_secret": "the app secret signatures are checked with",
+    "session": "the only session accepted (others get code 27)",
+    "qps": "calls per second per (app_key, API method) before a code-7 ban; 0 means unlimited",
+    "ban_seconds": "length of the code-7 ban started when --qps is exceeded",
+    "rate_5xx": "probability (0..1) that an API call is answered HTTP 502/503",
+    "rate_timeout": "probability (0..1) that an API call is held --timeout-delay seconds, then answered 504",
+    "timeout_delay": "seconds a 'timeout' fault holds the request before answering 504",
+    "rate_truncated": "probability (0..1) that a JSON body is cut at about half its length (HTTP 200)",
+    "rate_garbled": "probability (0..1) that the body is replaced by non-JSON bytes (HTTP 200)",
+    "rate_isp": "probability (0..1) of a code-15 isp.* remote service error",
+    "invalid_items": "number of items whose data is deliberately invalid (bad price, HTML title, ...)",
+    "isv_items": "number of items that make any taobao.items.seller.list.get call containing them fail "
+    "with isv.item-data-error",
+    "call_log": "append one JSON line per API call to this file (t, method, outcome, ban_until)",
+    "quota_ban_seconds": "if > 0, answer every API call with code 7 "
+    "accesscontrol.limited-by-app-access-count and a ban of this many seconds",
+    "log_level": "stderr log level (DEBUG logs every call)",
+}
+
+_RATES = ("rate_5xx", "rate_timeout", "rate_truncated", "rate_garbled", "rate_isp")
+_NON_NEGATIVE = (
+    "port",
+    "items",
+    "max_skus",
+    "qps",
+    "ban_seconds",
+    "timeout_delay",
+    "invalid_items",
+    "isv_items",
+    "quota_ban_seconds",
+)
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    items: int = 3000
+    seed: int = 1
+    seller: str = "demo"
+    max_skus: int = 5
+    page_cap: int = 20000
+    app_key: str = "sandbox-app-key"
+    app_secret: str = "sandbox-app-secret"
+    session: str = "sandbox-session"
+    qps: int = 0
+    ban_seconds: float = 2.0
+    rate_5xx: float = 0.0
+    rate_timeout: float = 0.0
+    timeout_delay: float = 30.0
+    rate_truncated: float = 0.0
+    rate_garbled: float = 0.0
+    rate_isp: float = 0.0
+    invalid_items: int = 0
+    isv_items: int = 0
+    call_log: str | None = None
+    quota_ban_seconds: int = 0
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name in _NON_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{_flag(name)} must be >= 0, got {getattr(self, name)}")
+        for name in _RATES:
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"--{_flag(name)} must be a probability in 0..1, got {getattr(self, name)}")
+        if sum(getattr(self, name) for name in _RATES) > 1.0 + 1e-9:
+            raise ValueError("the --rate-* options must sum to at most 1")
+        if self.page_cap < 1:
+            raise ValueError(f"--page-cap must be >= 1, got {self.page_cap}")
+        if self.qps > 0 and self.ban_seconds <= 0:
+            raise ValueError("--ban-seconds must be > 0 when --qps is set")
+        if self.invalid_items + self.isv_items > self.items:
+            raise ValueError("--invalid-items plus --isv-items must not exceed --items")
+        for name in ("app_key", "app_secret", "session", "seller"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"--{_flag(name)} must not be empty")
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def option_names() -> list[str]:
+    return [f.name for f in fields(SandboxConfig)]

@@ -1,0 +1,49 @@
+"""Per-call accounting: counters for ``/_sandbox/stats`` and the optional JSON-lines call log.
+
+Only ``/router/rest`` calls are recorded; control endpoints are not. A call missing ``method`` is
+counted under the method name ``""``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import IO, Any
+
+
+class Stats:
+    def __init__(self, call_log: str | None = None) -> None:
+        self.calls: Counter[str] = Counter()
+        self.outcomes: Counter[str] = Counter()
+        self.bans: list[list[float]] = []
+        self._log: IO[str] | None = (
+            open(call_log, "a", encoding="utf-8", buffering=1) if call_log else None  # noqa: SIM115
+        )
+
+    def record(self, t: float, method: str, outcome: str, ban_until: float | None) -> None:
+        self.calls[method] += 1
+        self.outcomes[outcome] += 1
+        if self._log is not None:
+            line = {"t": t, "method": method or None, "outcome": outcome, "ban_until": ban_until}
+            self._log.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+    def add_ban(self, start: float, end: float) -> None:
+        self.bans.append([start, end])
+
+    def snapshot(self, onsale_items: int) -> dict[str, Any]:
+        return {
+            "calls": dict(self.calls),
+            "outcomes": dict(self.outcomes),
+            "bans": [list(ban) for ban in self.bans],
+            "items": onsale_items,
+        }
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.outcomes.clear()
+        self.bans.clear()
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None

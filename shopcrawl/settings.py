@@ -1,0 +1,55 @@
+"""Scrapy settings for shopcrawl: component wiring, and the only place that reads os.environ.
+
+Every ``SHOPCRAWL_*`` setting may come from an env var of the same name; ``-s NAME=VALUE`` on
+the command line wins over both. Defaults, types and checks live in :mod:`shopcrawl.config`.
+"""
+
+import os
+
+from shopcrawl.config import DEFAULTS
+
+BOT_NAME = "shopcrawl"
+SPIDER_MODULES = ["shopcrawl.spiders"]
+NEWSPIDER_MODULE = "shopcrawl.spiders"
+COMMANDS_MODULE = "shopcrawl.commands"
+
+for _name in DEFAULTS:
+    if os.environ.get(_name):
+        globals()[_name] = os.environ[_name]
+
+# An API client, not a browser: no robots.txt, cookies or referers (which could carry URLs).
+ROBOTSTXT_OBEY = False
+COOKIES_ENABLED = False
+REFERER_ENABLED = False
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False  # no listening ports on a crawl worker
+USER_AGENT = "shopcrawl/0.1 (+TOP API client)"
+
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 16
+DOWNLOAD_DELAY = 0
+DOWNLOAD_TIMEOUT = 30
+# Retries are ours (api_errors), built on get_retry_request, with backoff; RETRY_TIMES bounds them.
+RETRY_ENABLED = True
+RETRY_TIMES = 5
+
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    # The API answers; it never redirects. A redirect is an error, not something to follow.
+    "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    "scrapy.downloadermiddlewares.redirect.MetaRefreshMiddleware": None,
+    "shopcrawl.downloadermiddlewares.api_errors.ApiErrorsMiddleware": 850,
+    "shopcrawl.downloadermiddlewares.ratelimit.RateLimitMiddleware": 900,
+    "shopcrawl.downloadermiddlewares.signing.SigningMiddleware": 950,
+}
+ITEM_PIPELINES = {
+    "shopcrawl.pipelines.validate.ValidatePipeline": 100,
+    "shopcrawl.pipelines.store.StorePipeline": 800,
+}
+EXTENSIONS = {
+    "shopcrawl.extensions.progress.Progress": 510,
+}
+FEED_EXPORTERS = {"csv": "shopcrawl.exporters.CsvItemExporter"}
+FEED_EXPORT_ENCODING = "utf-8"
+
+LOG_LEVEL = os.environ.get("SHOPCRAWL_LOG_LEVEL", "INFO")

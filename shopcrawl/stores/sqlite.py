@@ -1,0 +1,357 @@
+"""SQLite store: one file that the worker processes of one machine share (WAL, busy timeout, retries).
+
+Times the store makes (``first_seen``, ``last_seen``, ``observed_at``, ``created_at``) and run times are
+UTC ISO 8601 with offset and microseconds, so they sort as text; item ``modified`` / ``list_time`` keep
+the source offset. Money is integer fen plus the source string; ``coverage`` and ``ban_wait_seconds``
+are the only REAL columns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import asdict, fields
+from datetime import UTC, datetime
+from os import PathLike
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from shopcrawl.items import Reject, ShopItem, Sku
+from shopcrawl.stores.base import RunRecord, StoreError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_FEN = "INTEGER NOT NULL CHECK (typeof(price_fen) = 'integer')"
+_DDL = (
+    f"""CREATE TABLE IF NOT EXISTS items (
+        platform TEXT NOT NULL, seller_id TEXT NOT NULL, num_iid INTEGER NOT NULL,
+        title TEXT NOT NULL, price TEXT NOT NULL, price_fen {_FEN}, num INTEGER NOT NULL,
+        sold_quantity INTEGER, modified TEXT NOT NULL, approve_status TEXT NOT NULL, list_time TEXT,
+        nick TEXT NOT NULL, cid INTEGER, outer_id TEXT NOT NULL, pic_url TEXT NOT NULL,
+        item_imgs TEXT NOT NULL, "desc" TEXT, skus TEXT NOT NULL,
+        first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, last_run_id TEXT NOT NULL,
+        PRIMARY KEY (platform, seller_id, num_iid))""",
+    f"""CREATE TABLE IF NOT EXISTS observations (
+        run_id TEXT NOT NULL, platform TEXT NOT NULL, seller_id TEXT NOT NULL, num_iid INTEGER NOT NULL,
+        sku_id INTEGER NOT NULL, price TEXT NOT NULL, price_fen {_FEN}, quantity INTEGER NOT NULL,
+        sold_quantity INTEGER, observed_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, platform, seller_id, num_iid, sku_id)) WITHOUT ROWID""",
+    """CREATE INDEX IF NOT EXISTS observations_by_sku
+        ON observations (platform, seller_id, num_iid, sku_id, run_id)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id TEXT PRIMARY KEY, platform TEXT NOT NULL, seller_id TEXT NOT NULL,
+        started_at TEXT NOT NULL, finished_at TEXT, declared_total INTEGER,
+        items_listed INTEGER NOT NULL, items_stored INTEGER NOT NULL, items_rejected INTEGER NOT NULL,
+        items_missing INTEGER NOT NULL, coverage REAL, api_calls TEXT NOT NULL, retries INTEGER NOT NULL,
+        ban_wait_seconds REAL NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS runs_by_seller ON runs (seller_id, started_at)",
+    """CREATE TABLE IF NOT EXISTS rejects (
+        id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, platform TEXT NOT NULL, seller_id TEXT NOT NULL,
+        num_iid INTEGER, reason TEXT NOT NULL, payload TEXT NOT NULL, created_at TEXT NOT NULL)""",
+    # Also serves lookups by run_id (its leading column), so rejects need no other index.
+    """CREATE UNIQUE INDEX IF NOT EXISTS rejects_key
+        ON rejects (run_id, platform, seller_id, COALESCE(num_iid, -1), reason)""",
+)
+
+
+class Observation(NamedTuple):
+    """One row of ``observations``; ``sold_quantity`` is the item's (TOP gives no per-SKU sales)."""
+
+    run_id: str
+    platform: str
+    seller_id: str
+    num_iid: int
+    sku_id: int  # 0 for an item without SKUs
+    price: str
+    price_fen: int
+    quantity: int
+    sold_quantity: int | None
+    observed_at: datetime
+
+
+def _insert(table: str, columns: Sequence[str], on_conflict: str) -> str:
+    names, values = ", ".join(f'"{c}"' for c in columns), ", ".join(f":{c}" for c in columns)
+    return f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT {on_conflict}"
+
+
+def _update_all_but(columns: Sequence[str], keep: Sequence[str]) -> str:
+    return "DO UPDATE SET " + ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in keep)
+
+
+# Rows are built from the dataclasses' fields, so the tables above must have a column for each.
+_ITEM_COLUMNS = [f.name for f in fields(ShopItem) if f.name != "run_id"]
+_ITEM_COLUMNS += ["first_seen", "last_seen", "last_run_id"]
+_ITEM_KEY = ("platform", "seller_id", "num_iid")
+_RUN_COLUMNS = [f.name for f in fields(RunRecord)]
+_REJECT_COLUMNS = [f.name for f in fields(Reject)] + ["created_at"]
+
+_UPSERT_ITEM = _insert(
+    "items",
+    _ITEM_COLUMNS,
+    f"({', '.join(_ITEM_KEY)}) " + _update_all_but(_ITEM_COLUMNS, (*_ITEM_KEY, "first_seen")),
+)
+_INSERT_OBSERVATION = _insert("observations", Observation._fields, "DO NOTHING")
+_START_RUN = _insert("runs", _RUN_COLUMNS, "DO NOTHING")
+_FINISH_RUN = _insert(
+    "runs", _RUN_COLUMNS, "(run_id) " + _update_all_but(_RUN_COLUMNS, ("run_id", "started_at"))
+)
+_INSERT_REJECT = _insert("rejects", _REJECT_COLUMNS, "DO NOTHING")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime | None, *, utc: bool = False) -> str | None:
+    if value is None:
+        return None
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: the store needs timezone-aware times")
+    return value.astimezone(UTC).isoformat(timespec="microseconds") if utc else value.isoformat()
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _json_default(value: object) -> str:
+    isoformat = getattr(value, "isoformat", None)  # datetime, date, time
+    return str(isoformat()) if callable(isoformat) else str(value)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _is_locked(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF  # primary code of an extended one
+    return code in (5, 6) or "locked" in str(exc)  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+def _item_row(item: ShopItem, now: str) -> dict[str, Any]:
+    row = asdict(item)  # SKUs become dicts of all Sku fields
+    row.update(modified=_iso(item.modified), list_time=_iso(item.list_time), item_imgs=_json(item.item_imgs))
+    row.update(skus=_json(row["skus"]), first_seen=now, last_seen=now, last_run_id=row.pop("run_id"))
+    return row
+
+
+def _observation_rows(item: ShopItem, now: str) -> list[dict[str, Any]]:
+    base: dict[str, Any] = {"run_id": item.run_id, "platform": item.platform, "seller_id": item.seller_id}
+    base |= {"num_iid": item.num_iid, "sold_quantity": item.sold_quantity, "observed_at": now}
+    if not item.skus:
+        return [{**base, "sku_id": 0, "price": item.price, "price_fen": item.price_fen, "quantity": item.num}]
+    return [
+        {**base, "sku_id": s.sku_id, "price": s.price, "price_fen": s.price_fen, "quantity": s.quantity}
+        for s in item.skus
+    ]
+
+
+def _run_row(run: RunRecord) -> dict[str, Any]:
+    row = asdict(run)
+    row.update(started_at=_iso(run.started_at, utc=True), finished_at=_iso(run.finished_at, utc=True))
+    return row | {"api_calls": _json(run.api_calls)}
+
+
+def _item_from_row(row: sqlite3.Row) -> ShopItem:
+    data: dict[str, Any] = dict(row)
+    del data["first_seen"], data["last_seen"]
+    data.update(
+        run_id=data.pop("last_run_id"), modified=_dt(data["modified"]), list_time=_dt(data["list_time"])
+    )
+    data.update(item_imgs=json.loads(data["item_imgs"]), skus=[Sku(**s) for s in json.loads(data["skus"])])
+    return ShopItem(**data)
+
+
+def _run_from_row(row: sqlite3.Row) -> RunRecord:
+    data: dict[str, Any] = dict(row)
+    data.update(started_at=_dt(data["started_at"]), finished_at=_dt(data["finished_at"]))
+    return RunRecord(**data | {"api_calls": json.loads(data["api_calls"])})
+
+
+class SqliteStore:
+    """The ``Store`` for ``sqlite:///path.db``: safe for a thread pool and for several processes.
+
+    Each write is one ``BEGIN IMMEDIATE`` transaction; SQLite's busy timeout waits for other writers, and
+    a database still locked after it is retried ``lock_retries`` times with backoff, then ``StoreError``.
+    """
+
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        busy_timeout: float = 30.0,
+        lock_retries: int = 3,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._lock_retries = lock_retries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                return
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(
+                    self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                self._conn.row_factory = sqlite3.Row
+                self._transact("set pragmas", self._set_pragmas, begin=False)
+                self._transact("create schema", self._create_schema)
+            except BaseException as exc:
+                conn, self._conn = self._conn, None
+                if conn is not None:
+                    conn.close()
+                if isinstance(exc, OSError | sqlite3.Error):
+                    raise StoreError(f"cannot open SQLite store {self.path}: {exc}") from exc
+                raise
+        logger.info("Opened SQLite store %s (schema version %d)", self.path, SCHEMA_VERSION)
+
+    def start_run(self, run: RunRecord) -> None:
+        self._write(f"start run {run.run_id}", (_START_RUN, [_run_row(run)]))
+
+    def write_items(self, items: Sequence[ShopItem]) -> None:
+        now = _iso(self._clock(), utc=True) or ""
+        item_rows, observation_rows = [], []
+        for item in items:
+            if not item.run_id:
+                raise ValueError(f"item {item.platform}/{item.seller_id}/{item.num_iid} has no run_id")
+            item_rows.append(_item_row(item, now))
+            observation_rows += _observation_rows(item, now)
+        if item_rows:
+            batches = (_UPSERT_ITEM, item_rows), (_INSERT_OBSERVATION, observation_rows)
+            self._write(f"write {len(item_rows)} items", *batches)
+
+    def write_rejects(self, rejects: Sequence[Reject]) -> None:
+        now = _iso(self._clock(), utc=True)
+        rows = [asdict(r) | {"payload": _json(r.payload), "created_at": now} for r in rejects]
+        if rows:
+            self._write(f"write {len(rows)} rejects", (_INSERT_REJECT, rows))
+
+    def finish_run(self, run: RunRecord) -> None:
+        self._write(f"finish run {run.run_id}", (_FINISH_RUN, [_run_row(run)]))
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            logger.info("Closed SQLite store %s", self.path)
+
+    # Pure reads, for tests and reports.
+
+    def count_items(self, platform: str | None = None, seller_id: str | None = None) -> int:
+        where = {"platform": platform, "seller_id": seller_id}
+        terms = [f"{column} = :{column}" for column, value in where.items() if value is not None]
+        sql = "SELECT COUNT(*) FROM items" + (" WHERE " + " AND ".join(terms) if terms else "")
+        return int(self._read(sql, where)[0][0])
+
+    def iter_items(self, seller_id: str, page_size: int = 500) -> Iterator[ShopItem]:
+        """The seller's items ordered by (platform, num_iid), read a page at a time."""
+        sql = (
+            "SELECT * FROM items WHERE seller_id = :seller_id AND (platform, num_iid) > (:platform, :num_iid)"
+            " ORDER BY platform, num_iid LIMIT :limit"
+        )
+        after: dict[str, object] = {"seller_id": seller_id, "platform": "", "num_iid": -1, "limit": page_size}
+        while rows := self._read(sql, after):
+            yield from map(_item_from_row, rows)
+            after |= {"platform": rows[-1]["platform"], "num_iid": rows[-1]["num_iid"]}
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        rows = self._read("SELECT * FROM runs WHERE run_id = :run_id", {"run_id": run_id})
+        return _run_from_row(rows[0]) if rows else None
+
+    def observations_for_run(self, run_id: str) -> list[Observation]:
+        sql = f"SELECT {', '.join(Observation._fields)} FROM observations WHERE run_id = :run_id"
+        rows = self._read(sql + " ORDER BY platform, seller_id, num_iid, sku_id", {"run_id": run_id})
+        return [Observation(**dict(row) | {"observed_at": _dt(row["observed_at"])}) for row in rows]
+
+    def rejects_for_run(self, run_id: str) -> list[Reject]:
+        sql = f"SELECT {', '.join(_REJECT_COLUMNS[:-1])} FROM rejects WHERE run_id = :run_id ORDER BY id"
+        rows = self._read(sql, {"run_id": run_id})
+        return [Reject(**dict(row) | {"payload": json.loads(row["payload"])}) for row in rows]
+
+    # Internals; callers of _transact hold self._lock.
+
+    def _set_pragmas(self, conn: sqlite3.Connection) -> None:
+        # Switching to WAL (persistent, once per file) takes an exclusive lock that ignores busy_timeout.
+        if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning(
+                    "SQLite store %s: journal_mode %s, not wal; writers block readers", self.path, mode
+                )
+        conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"SQLite store {self.path} has schema {version}; this shopcrawl knows {SCHEMA_VERSION}"
+            )
+        if version < SCHEMA_VERSION:
+            for statement in _DDL:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _write(self, what: str, *batches: tuple[str, Sequence[Mapping[str, Any]]]) -> None:
+        """Run each ``(sql, rows)`` batch with ``executemany``, all in one transaction."""
+
+        def body(conn: sqlite3.Connection) -> None:
+            for sql, rows in batches:
+                conn.executemany(sql, rows)
+
+        with self._lock:
+            self._transact(what, body)
+
+    def _transact(self, what: str, body: Callable[[sqlite3.Connection], None], begin: bool = True) -> None:
+        conn = self._connection()
+        for attempt in range(self._lock_retries + 1):
+            try:
+                if begin:
+                    conn.execute("BEGIN IMMEDIATE")
+                body(conn)
+                if begin:
+                    conn.execute("COMMIT")
+                return
+            except BaseException as exc:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if not isinstance(exc, sqlite3.Error):
+                    raise
+                if not _is_locked(exc) or attempt == self._lock_retries:
+                    raise StoreError(f"SQLite store {self.path}: {what} failed: {exc}") from exc
+                delay = min(0.25 * 2**attempt, 5.0) * (1 + random.random())  # jitter, not crypto
+                logger.warning(
+                    "SQLite store %s is locked (%s); retry %d/%d in %.2fs",
+                    self.path,
+                    what,
+                    attempt + 1,
+                    self._lock_retries,
+                    delay,
+                )
+                time.sleep(delay)
+
+    def _read(self, sql: str, params: Mapping[str, object]) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._connection().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: read failed: {exc}") from exc
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"SQLite store {self.path} is not open")
+        return self._conn

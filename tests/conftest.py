@@ -1,0 +1,68 @@
+"""Fixtures that run the real thing: the sandbox in a subprocess, `scrapy crawl` in a subprocess,
+real SQLite files. Every wait is bounded."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shopcrawl.sandbox.local import SANDBOX_CREDENTIALS, crawl_command, crawl_env
+from tests.sandbox_proc import run_sandbox
+
+REPO = Path(__file__).resolve().parent.parent
+CREDENTIALS = SANDBOX_CREDENTIALS
+
+
+@dataclass
+class CrawlResult:
+    returncode: int
+    log: str
+    stderr: str
+    db: Path
+
+    def query(self, sql: str, *args: object) -> list[tuple]:
+        with sqlite3.connect(self.db) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def scalar(self, sql: str, *args: object) -> object:
+        return self.query(sql, *args)[0][0]
+
+
+def crawl(
+    url: str,
+    tmp_path: Path,
+    *,
+    seller: str = "demo",
+    settings: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
+    db_name: str = "shop.db",
+    timeout: float = 300,
+    extra_args: tuple[str, ...] = (),
+) -> CrawlResult:
+    """Run `scrapy crawl shop` against the sandbox at ``url`` into a SQLite file under tmp_path."""
+    db = tmp_path / db_name
+    log = tmp_path / f"crawl-{len(list(tmp_path.glob('crawl-*.log')))}.log"
+    full_env = crawl_env(url, f"sqlite:///{db}", {"SHOPCRAWL_PROGRESS_INTERVAL": "1", **(env or {})})
+    args = crawl_command(seller, {"LOG_FILE": log, **(settings or {})}, *extra_args)
+    proc = subprocess.run(args, env=full_env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    return CrawlResult(proc.returncode, log.read_text() if log.exists() else "", proc.stderr, db)
+
+
+@pytest.fixture
+def sandbox_factory():
+    """Start sandboxes with given options; all are stopped at teardown."""
+    stack = []
+
+    def start(*args: str):
+        ctx = run_sandbox(*args)
+        proc = ctx.__enter__()
+        stack.append(ctx)
+        return proc
+
+    yield start
+    for ctx in reversed(stack):
+        ctx.__exit__(None, None, None)
