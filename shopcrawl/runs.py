@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from shopcrawl.stores.base import RunRecord
 
 FATAL_STAT = "shopcrawl/fatal"
+SUMMARY_STAT = "shopcrawl/summary"
 
 
 class CrawlState(Protocol):

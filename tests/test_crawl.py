@@ -93,19 +93,22 @@ def test_faults_and_bans_lose_nothing_and_bans_are_waited_out(sandbox_factory, t
 
 
 def test_bad_items_land_in_rejects_with_reasons(sandbox_factory, tmp_path):
-    sandbox = sandbox_factory("--items", "400", "--seed", "17", "--invalid-items", "10", "--isv-items", "2")
+    sandbox = sandbox_factory(
+        "--items", "400", "--seed", "17", "--invalid-items", "10", "--isv-items", "2", "--vanish-items", "3"
+    )  # fmt: skip
     result = crawl(sandbox.url, tmp_path)
     assert result.returncode == 0, result.stderr
     reasons = [reason for (reason,) in result.query("SELECT reason FROM rejects")]
-    assert len(reasons) == 12
+    assert len(reasons) == 15
     assert sum(r.startswith("invalid/") for r in reasons) == 10
     assert sum(r.startswith("detail/isv.") for r in reasons) == 2
+    assert sum(r.startswith("detail/missing") for r in reasons) == 3
     assert {r.split(":")[0] for r in reasons} >= {"invalid/price", "invalid/title", "invalid/num"}
-    assert result.scalar("SELECT COUNT(*) FROM items") == 388
+    assert result.scalar("SELECT COUNT(*) FROM items") == 385
     planted = sandbox.bad_items()
-    bad = {int(n) for n in planted["invalid"]} | {int(n) for n in planted["isv"]}
+    bad = {int(n) for kind in ("invalid", "isv", "vanish") for n in planted[kind]}
     assert {n for (n,) in result.query("SELECT num_iid FROM rejects")} == bad
-    assert result.query("SELECT items_rejected, status FROM runs") == [(10, "complete")]
+    assert result.query("SELECT items_rejected, items_missing, status FROM runs") == [(10, 3, "complete")]
 
 
 def test_feed_exports_jsonl_and_csv(sandbox_factory, tmp_path):

@@ -117,3 +117,21 @@ def test_requests_that_are_not_api_calls_are_left_alone():
     request = Request("http://127.0.0.1:1/other", method="POST", body=b"x=1")
     mw.process_request(request)
     assert request.body == b"x=1"
+
+
+def test_fingerprint_is_stable_across_signing_and_time():
+    from scrapy.utils.request import RequestFingerprinter
+
+    fingerprinter = RequestFingerprinter()
+    mw = _middleware()
+
+    def make():
+        return api_request(
+            "http://127.0.0.1:1/router/rest", top.DETAIL_METHOD, {"num_iids": "1,2"}, callback=None, meta={}
+        )
+
+    request, twin = make(), make()
+    before = fingerprinter.fingerprint(twin)
+    mw.process_request(request)
+    mw.process_response(request, TextResponse(request.url, body=b"{}", request=request))
+    assert RequestFingerprinter().fingerprint(request) == before

@@ -1,6 +1,7 @@
 """``scrapy crawl``, with checks before any request and an exit status that tells the outcome.
 
-Exit status: 0 complete; 1 stopped by a fatal error (the line names what to fix); 2 bad
+The run's summary line is the last line on stdout. Exit status: 0 complete; 1 stopped by a
+fatal error (the line names what to fix); 2 bad
 configuration (nothing was sent); 3 finished but incomplete (coverage below 100%).
 """
 
@@ -13,7 +14,7 @@ from scrapy.commands.crawl import Command as ScrapyCrawl
 from scrapy.exceptions import UsageError
 
 from shopcrawl.config import ConfigError, ShopcrawlConfig, credentials_from_settings
-from shopcrawl.runs import FATAL_STAT
+from shopcrawl.runs import FATAL_STAT, SUMMARY_STAT
 from shopcrawl.stores import open_store
 
 EXIT_FATAL, EXIT_CONFIG, EXIT_INCOMPLETE = 1, 2, 3
@@ -44,6 +45,8 @@ class Command(ScrapyCrawl):
             self.exitcode = EXIT_FATAL
             return
         stats = crawler.stats.get_stats() if crawler.stats else {}
+        if stats.get(SUMMARY_STAT):
+            print(stats[SUMMARY_STAT], flush=True)
         fatal = stats.get(FATAL_STAT)
         if fatal:
             print(f"shopcrawl stopped: {fatal}", file=sys.stderr)

@@ -19,7 +19,7 @@ from twisted.internet import defer, task, threads
 from shopcrawl.config import ShopcrawlConfig
 from shopcrawl.downloadermiddlewares.ratelimit import BanBook
 from shopcrawl.items import Reject, ShopItem
-from shopcrawl.runs import FATAL_STAT, final_record, summary_line
+from shopcrawl.runs import FATAL_STAT, SUMMARY_STAT, final_record, summary_line
 from shopcrawl.stores import open_store
 from shopcrawl.stores.base import RunRecord, Store
 
@@ -131,4 +131,6 @@ class StorePipeline:
         self.crawler.stats.set_value("shopcrawl/status", run.status)
         await deferred_to_future(threads.deferToThread(self.store.finish_run, run))
         await deferred_to_future(threads.deferToThread(self.store.close))
-        logger.info("%s", summary_line(run))
+        summary = summary_line(run)
+        self.crawler.stats.set_value(SUMMARY_STAT, summary)
+        logger.info("%s", summary)

@@ -17,7 +17,7 @@ Control endpoints (no signature, not counted as API calls):
   "new": n, "delist": n}`` (all optional but ``seed``) → ``{kind: [num_iid, ...]}`` for every kind;
   HTTP 400 ``{"error": ...}`` on a bad body.
 - ``GET /_sandbox/shop`` → the on-sale items as full records (``?all=1`` adds delisted items).
-- ``GET /_sandbox/bad-items`` → ``{"invalid": {num_iid: kind}, "isv": [num_iid, ...]}``.
+- ``GET /_sandbox/bad-items`` → ``{"invalid": {num_iid: kind}, "isv": [num_iid, ...], "vanish": [...]}``.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class Sandbox:
             max_skus=config.max_skus,
             invalid_items=config.invalid_items,
             isv_items=config.isv_items,
+            vanish_items=config.vanish_items,
         )
         self.creds = Credentials(config.app_key, config.app_secret, config.session)
         self.limiter = RateLimiter(config.qps, config.ban_seconds)
@@ -151,7 +152,11 @@ class Sandbox:
 
     def _detail(self, params: dict[str, str], as_json: bool, simplify: bool, request_id: str) -> bytes:
         query = parse_detail(params)
-        found = [item for num_iid in query.num_iids if (item := self.shop.get(num_iid)) is not None]
+        found = [
+            item
+            for num_iid in query.num_iids
+            if (item := self.shop.get(num_iid)) is not None and not item.vanish
+        ]
         for item in found:
             if item.isv:
                 raise TopError(

@@ -30,6 +30,8 @@ OPTION_HELP: dict[str, str] = {
     "invalid_items": "number of items whose data is deliberately invalid (bad price, HTML title, ...)",
     "isv_items": "number of items that make any taobao.items.seller.list.get call containing them fail "
     "with isv.item-data-error",
+    "vanish_items": "number of items that are listed but omitted by every detail call, as if deleted "
+    "between listing and detail",
     "call_log": "append one JSON line per API call to this file (t, method, outcome, ban_until)",
     "quota_ban_seconds": "if > 0, answer every API call with code 7 "
     "accesscontrol.limited-by-app-access-count and a ban of this many seconds",
@@ -46,6 +48,7 @@ _NON_NEGATIVE = (
     "timeout_delay",
     "invalid_items",
     "isv_items",
+    "vanish_items",
     "quota_ban_seconds",
 )
 
@@ -72,6 +75,7 @@ class SandboxConfig:
     rate_isp: float = 0.0
     invalid_items: int = 0
     isv_items: int = 0
+    vanish_items: int = 0
     call_log: str | None = None
     quota_ban_seconds: int = 0
     log_level: str = "INFO"
@@ -89,8 +93,10 @@ class SandboxConfig:
             raise ValueError(f"--page-cap must be >= 1, got {self.page_cap}")
         if self.qps > 0 and self.ban_seconds <= 0:
             raise ValueError("--ban-seconds must be > 0 when --qps is set")
-        if self.invalid_items + self.isv_items > self.items:
-            raise ValueError("--invalid-items plus --isv-items must not exceed --items")
+        if self.invalid_items + self.isv_items + self.vanish_items > self.items:
+            raise ValueError(
+                "--invalid-items, --isv-items and --vanish-items together must not exceed --items"
+            )
         for name in ("app_key", "app_secret", "session", "seller"):
             if not getattr(self, name).strip():
                 raise ValueError(f"--{_flag(name)} must not be empty")

@@ -69,11 +69,18 @@ class Shop:
         max_skus: int = 5,
         invalid_items: int = 0,
         isv_items: int = 0,
+        vanish_items: int = 0,
     ) -> None:
         self.nick = nick
         self.max_skus = max_skus
         generated = generate(
-            seed=seed, count=items, nick=nick, max_skus=max_skus, invalid=invalid_items, isv=isv_items
+            seed=seed,
+            count=items,
+            nick=nick,
+            max_skus=max_skus,
+            invalid=invalid_items,
+            isv=isv_items,
+            vanish=vanish_items,
         )
         self._items: dict[int, Item] = {item.num_iid: item for item in generated}
         self._sku_ids = {sku.sku_id for item in generated for sku in item.skus}
@@ -252,8 +259,10 @@ class Shop:
         ]
 
     def bad_items(self) -> dict[str, Any]:
-        """Which items are deliberately invalid (and how) and which trigger isv errors."""
+        """Which items are deliberately invalid (and how), which trigger isv errors, and which the
+        detail call omits as if deleted after listing."""
         return {
             "invalid": {str(i.num_iid): i.invalid for _, i in sorted(self._items.items()) if i.invalid},
             "isv": sorted(i.num_iid for i in self._items.values() if i.isv),
+            "vanish": sorted(i.num_iid for i in self._items.values() if i.vanish),
         }

@@ -123,6 +123,7 @@ class Item:
     onsale: bool = True
     invalid: str = ""  # one of INVALID_KINDS, or ""
     isv: bool = False
+    vanish: bool = False  # listed, but deleted before any detail call sees it
 
 
 def _price(rng: random.Random) -> int:
@@ -234,11 +235,13 @@ def corrupt(item: Item, kind: str, rng: random.Random, sku_ids: set[int]) -> Non
 
 
 def generate(
-    *, seed: int, count: int, nick: str, max_skus: int, invalid: int = 0, isv: int = 0
+    *, seed: int, count: int, nick: str, max_skus: int, invalid: int = 0, isv: int = 0, vanish: int = 0
 ) -> list[Item]:
     """``count`` items in generation order (not sorted)."""
-    if invalid + isv > count:
-        raise ValueError(f"invalid ({invalid}) + isv ({isv}) items exceed the item count ({count})")
+    if invalid + isv + vanish > count:
+        raise ValueError(
+            f"invalid, isv and vanish items ({invalid + isv + vanish}) exceed the item count ({count})"
+        )
     rng = random.Random(seed)
     offsets = rng.sample(range(NUM_IID_SPAN), count)
     sku_ids: set[int] = set()
@@ -253,9 +256,11 @@ def generate(
                 rng, NUM_IID_BASE + offset, nick=nick, max_skus=max_skus, sku_ids=sku_ids, modified=modified
             )
         )
-    special = rng.sample(range(count), invalid + isv)
+    special = rng.sample(range(count), invalid + isv + vanish)
     for rank, index in enumerate(special[:invalid]):
         corrupt(items[index], INVALID_KINDS[rank % len(INVALID_KINDS)], rng, sku_ids)
-    for index in special[invalid:]:
+    for index in special[invalid : invalid + isv]:
         items[index].isv = True
+    for index in special[invalid + isv :]:
+        items[index].vanish = True
     return items
