@@ -46,6 +46,7 @@ def test_coverage_past_the_paging_cap(sandbox_factory, tmp_path):
     assert stats["outcomes"] == {"ok": sum(stats["calls"].values())}
     assert sum(stats["calls"].values()) <= 1.05 * floor
     assert "25,000 / 25,000 items (100%)" in result.log
+    assert "Progress: listing pages" in result.log
 
 
 def test_a_rerun_duplicates_nothing_and_adds_one_observation_set(sandbox_factory, tmp_path):
@@ -123,3 +124,22 @@ def test_feed_exports_jsonl_and_csv(sandbox_factory, tmp_path):
     assert csv_run.returncode == 0
     lines = (tmp_path / "items.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("platform,seller_id,num_iid") and len(lines) >= 301
+
+
+def test_two_crawl_processes_share_one_sqlite_file(sandbox_factory, tmp_path):
+    import subprocess
+
+    from shopcrawl.sandbox.local import crawl_command, crawl_env
+
+    sandbox = sandbox_factory("--items", "1500", "--seed", "23")
+    env = crawl_env(sandbox.url, f"sqlite:///{tmp_path / 'shared.db'}", {"SHOPCRAWL_STORE_BATCH": "50"})
+    procs = [
+        subprocess.Popen(crawl_command("demo", {"LOG_LEVEL": "WARNING"}), env=env, cwd=tmp_path)
+        for _ in range(2)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    result = crawl(sandbox.url, tmp_path, db_name="shared.db")  # a third run, after the two
+    assert result.scalar("SELECT COUNT(*) FROM items") == 1500
+    assert result.query("SELECT status, items_stored FROM runs") == [("complete", 1500)] * 3
+    per_run = result.query("SELECT COUNT(*) FROM observations GROUP BY run_id")
+    assert per_run == [(_skus_total(sandbox.shop()),)] * 3
