@@ -15,6 +15,9 @@ class Sku:
     quantity: int
     properties: str = ""
     outer_id: str = ""
+    # properties_name as a map, e.g. {"颜色分类": "黑色", "尺码": "XL"}. Its keys are seller text:
+    # stores that cannot take any key (MongoDB) escape them (see shopcrawl.stores.keys).
+    props: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,6 +41,8 @@ class ShopItem:
     desc: str | None = None
     skus: list[Sku] = field(default_factory=list)
     run_id: str = ""
+    # Fields of the detail record that have no typed field above, kept as sent: nothing is lost.
+    extras: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass

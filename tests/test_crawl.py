@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from tests.conftest import crawl
 
 
@@ -143,3 +145,11 @@ def test_two_crawl_processes_share_one_sqlite_file(sandbox_factory, tmp_path):
     assert result.query("SELECT status, items_stored FROM runs") == [("complete", 1500)] * 3
     per_run = result.query("SELECT COUNT(*) FROM observations GROUP BY run_id")
     assert per_run == [(_skus_total(sandbox.shop()),)] * 3
+
+
+@pytest.mark.parametrize("sign_method", ["md5", "hmac", "hmac-sha256"])
+def test_every_sign_method_crawls_the_sandbox(sandbox_factory, tmp_path, sign_method):
+    sandbox = sandbox_factory("--items", "250", "--seed", "29")
+    result = crawl(sandbox.url, tmp_path, env={"SHOPCRAWL_SIGN_METHOD": sign_method})
+    assert result.returncode == 0, result.stderr
+    assert result.scalar("SELECT COUNT(*) FROM items") == 250

@@ -14,6 +14,7 @@ import pytest
 from shopcrawl.items import Reject, ShopItem, Sku
 from shopcrawl.stores import SqliteStore, StoreError, open_store, redact_uri
 from shopcrawl.stores.base import RunRecord
+from shopcrawl.stores.sqlite import SCHEMA_VERSION
 
 GMT8 = timezone(timedelta(hours=8))
 T0 = datetime(2024, 5, 1, 4, 0, tzinfo=UTC)
@@ -87,7 +88,7 @@ def test_open_creates_schema_in_wal_mode(store):
     }
     assert {"items", "observations", "runs", "rejects"} <= names
     assert {"observations_by_sku", "runs_by_seller", "rejects_key"} <= names
-    assert query(store.path, "PRAGMA user_version") == [(1,)]
+    assert query(store.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert query(store.path, "PRAGMA journal_mode") == [("wal",)]
     store.open()  # idempotent
 
@@ -342,3 +343,32 @@ def test_open_store_rejects_bad_uris_without_leaking_secrets(uri):
 def test_redact_uri(uri, expected):
     assert redact_uri(uri) == expected
     assert "hunter2" not in redact_uri(uri, keep_user=False)
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_items(tmp_path):
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(
+            "CREATE TABLE items (platform TEXT NOT NULL, seller_id TEXT NOT NULL, num_iid INTEGER NOT NULL, "
+            "title TEXT NOT NULL, price TEXT NOT NULL, price_fen INTEGER NOT NULL, num INTEGER NOT NULL, "
+            "sold_quantity INTEGER, modified TEXT NOT NULL, approve_status TEXT NOT NULL, list_time TEXT, "
+            "nick TEXT NOT NULL, cid INTEGER, outer_id TEXT NOT NULL, pic_url TEXT NOT NULL, "
+            'item_imgs TEXT NOT NULL, "desc" TEXT, skus TEXT NOT NULL, first_seen TEXT NOT NULL, '
+            "last_seen TEXT NOT NULL, last_run_id TEXT NOT NULL, PRIMARY KEY (platform, seller_id, num_iid))"
+        )
+        conn.execute(
+            "INSERT INTO items VALUES ('taobao','s1',7,'t','1.00',100,1,NULL,'2026-01-01T00:00:00+08:00',"
+            "'onsale',NULL,'n',NULL,'','','[]',NULL,'[]','2026-01-01T00:00:00+00:00',"
+            "'2026-01-01T00:00:00+00:00','r0')"
+        )
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+    store = SqliteStore(path)
+    store.open()
+    try:
+        assert [item.extras for item in store.iter_items("s1")] == [{}]
+        store.write_items([make_item(8)])
+        assert store.count_items() == 2
+    finally:
+        store.close()
+    assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]

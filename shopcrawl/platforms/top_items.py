@@ -64,6 +64,28 @@ def _str(raw: Mapping[str, Any], field: str) -> str:
     return "" if value is None else str(value)
 
 
+# Fields item_from_raw maps to typed fields; the rest of a record goes to ShopItem.extras.
+_MAPPED = frozenset(
+    {"num_iid", "title", "price", "num", "sold_quantity", "modified", "approve_status", "list_time", "nick"}
+    | {"cid", "outer_id", "pic_url", "item_imgs", "desc", "skus"}
+)
+
+
+def parse_properties_name(text: str) -> dict[str, str]:
+    """``pid:vid:颜色分类:黑色;pid:vid:尺码:XL`` -> ``{"颜色分类": "黑色", "尺码": "XL"}``.
+
+    TOP escapes ``:`` in names as ``#cln#`` and ``;`` as ``#scln#`` (§1.8)."""
+    props: dict[str, str] = {}
+    for part in text.split(";"):
+        pieces = part.split(":")
+        if len(pieces) >= 4:
+            name, value = (
+                p.replace("#cln#", ":").replace("#scln#", ";") for p in (pieces[2], ":".join(pieces[3:]))
+            )
+            props[name] = value
+    return props
+
+
 def _sku(raw: Any, index: int) -> Sku:
     prefix = f"skus[{index}]."
     if not isinstance(raw, Mapping):
@@ -75,6 +97,7 @@ def _sku(raw: Any, index: int) -> Sku:
     return Sku(
         sku_id=sku_id,
         properties_name=_str(raw, "properties_name"),
+        props=parse_properties_name(_str(raw, "properties_name")),
         price=price,
         price_fen=fen,
         quantity=quantity,
@@ -118,4 +141,5 @@ def item_from_raw(
         desc=merged.get("desc") if isinstance(merged.get("desc"), str) else None,
         skus=[_sku(sku, i) for i, sku in enumerate(skus_raw)],
         run_id=run_id,
+        extras={k: v for k, v in raw.items() if k not in _MAPPED},
     )

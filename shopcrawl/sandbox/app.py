@@ -17,7 +17,8 @@ Control endpoints (no signature, not counted as API calls):
   "new": n, "delist": n}`` (all optional but ``seed``) → ``{kind: [num_iid, ...]}`` for every kind;
   HTTP 400 ``{"error": ...}`` on a bad body.
 - ``GET /_sandbox/shop`` → the on-sale items as full records (``?all=1`` adds delisted items).
-- ``GET /_sandbox/bad-items`` → ``{"invalid": {num_iid: kind}, "isv": [num_iid, ...], "vanish": [...]}``.
+- ``GET /_sandbox/bad-items`` → ``{"invalid": {num_iid: kind}, "isv": [...], "vanish": [...],
+  "hostile": [...]}``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from .config import SandboxConfig
 from .faults import FaultPlan, RateLimiter, ban_error, html_error
 from .shop import MUTATION_KINDS, Shop
 from .stats import Stats
+from .synth import HOSTILE_EXTRAS
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class Sandbox:
             invalid_items=config.invalid_items,
             isv_items=config.isv_items,
             vanish_items=config.vanish_items,
+            hostile_items=config.hostile_items,
         )
         self.creds = Credentials(config.app_key, config.app_secret, config.session)
         self.limiter = RateLimiter(config.qps, config.ban_seconds)
@@ -171,6 +174,11 @@ class Sandbox:
             return render.xml_items_body(DETAIL_METHOD, items, None, request_id)
         self.cache.sync(self.shop.version)
         items_json = self.cache.items_json(found, query.fields, simplify)
+        extras = render.dumps(HOSTILE_EXTRAS)[1:-1]
+        items_json = [
+            text[:-1] + "," + extras + "}" if item.hostile else text
+            for item, text in zip(found, items_json, strict=True)
+        ]
         return render.json_items_body(DETAIL_METHOD, simplify, items_json, None, request_id)
 
     async def stats_view(self, request: web.Request) -> web.Response:

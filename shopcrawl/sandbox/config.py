@@ -32,6 +32,8 @@ OPTION_HELP: dict[str, str] = {
     "with isv.item-data-error",
     "vanish_items": "number of items that are listed but omitted by every detail call, as if deleted "
     "between listing and detail",
+    "hostile_items": "number of items whose detail records carry keys like $set, $where, a.b and a NUL, "
+    "and whose SKU property names look like operators ($inc, x.y)",
     "call_log": "append one JSON line per API call to this file (t, method, outcome, ban_until)",
     "quota_ban_seconds": "if > 0, answer every API call with code 7 "
     "accesscontrol.limited-by-app-access-count and a ban of this many seconds",
@@ -49,6 +51,7 @@ _NON_NEGATIVE = (
     "invalid_items",
     "isv_items",
     "vanish_items",
+    "hostile_items",
     "quota_ban_seconds",
 )
 
@@ -76,6 +79,7 @@ class SandboxConfig:
     invalid_items: int = 0
     isv_items: int = 0
     vanish_items: int = 0
+    hostile_items: int = 0
     call_log: str | None = None
     quota_ban_seconds: int = 0
     log_level: str = "INFO"
@@ -93,9 +97,10 @@ class SandboxConfig:
             raise ValueError(f"--page-cap must be >= 1, got {self.page_cap}")
         if self.qps > 0 and self.ban_seconds <= 0:
             raise ValueError("--ban-seconds must be > 0 when --qps is set")
-        if self.invalid_items + self.isv_items + self.vanish_items > self.items:
+        special = self.invalid_items + self.isv_items + self.vanish_items + self.hostile_items
+        if special > self.items:
             raise ValueError(
-                "--invalid-items, --isv-items and --vanish-items together must not exceed --items"
+                "--invalid-items, --isv-items, --vanish-items and --hostile-items exceed --items"
             )
         for name in ("app_key", "app_secret", "session", "seller"):
             if not getattr(self, name).strip():

@@ -70,6 +70,7 @@ class Shop:
         invalid_items: int = 0,
         isv_items: int = 0,
         vanish_items: int = 0,
+        hostile_items: int = 0,
     ) -> None:
         self.nick = nick
         self.max_skus = max_skus
@@ -81,6 +82,7 @@ class Shop:
             invalid=invalid_items,
             isv=isv_items,
             vanish=vanish_items,
+            hostile=hostile_items,
         )
         self._items: dict[int, Item] = {item.num_iid: item for item in generated}
         self._sku_ids = {sku.sku_id for item in generated for sku in item.skus}
@@ -265,4 +267,5 @@ class Shop:
             "invalid": {str(i.num_iid): i.invalid for _, i in sorted(self._items.items()) if i.invalid},
             "isv": sorted(i.num_iid for i in self._items.values() if i.isv),
             "vanish": sorted(i.num_iid for i in self._items.values() if i.vanish),
+            "hostile": sorted(i.num_iid for i in self._items.values() if i.hostile),
         }

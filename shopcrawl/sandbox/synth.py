@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from shopcrawl.money import format_fen
 from shopcrawl.platforms.top import GMT8
@@ -124,6 +125,7 @@ class Item:
     invalid: str = ""  # one of INVALID_KINDS, or ""
     isv: bool = False
     vanish: bool = False  # listed, but deleted before any detail call sees it
+    hostile: bool = False  # detail record carries HOSTILE_EXTRAS; SKU property names are operator-like
 
 
 def _price(rng: random.Random) -> int:
@@ -234,14 +236,42 @@ def corrupt(item: Item, kind: str, rng: random.Random, sku_ids: set[int]) -> Non
             item.skus[1].sku_id = item.skus[0].sku_id
 
 
+# Keys a hostile or buggy upstream could send: MongoDB operators, dotted paths, a NUL.
+HOSTILE_EXTRAS: dict[str, Any] = {
+    "$set": {"price": "0.01", "num": 0},
+    "$where": "function() { sleep(5000); return true; }",
+    "a.b": "dotted key",
+    "nul\u0000key": "key with a NUL",
+    "props": {"$inc": {"num": 1000}, "x.y": 1},
+}
+
+
+def make_hostile(item: Item) -> None:
+    """Operator-like SKU property names; detail records that carry HOSTILE_EXTRAS."""
+    item.hostile = True
+    names = ("$inc", "x.y")
+    for sku in item.skus:
+        parts = [part.split(":", 3) for part in sku.properties_name.split(";")]
+        sku.properties_name = ";".join(
+            ":".join([pid, vid, names[i % 2], value]) for i, (pid, vid, _, value) in enumerate(parts)
+        )
+
+
 def generate(
-    *, seed: int, count: int, nick: str, max_skus: int, invalid: int = 0, isv: int = 0, vanish: int = 0
+    *,
+    seed: int,
+    count: int,
+    nick: str,
+    max_skus: int,
+    invalid: int = 0,
+    isv: int = 0,
+    vanish: int = 0,
+    hostile: int = 0,
 ) -> list[Item]:
     """``count`` items in generation order (not sorted)."""
-    if invalid + isv + vanish > count:
-        raise ValueError(
-            f"invalid, isv and vanish items ({invalid + isv + vanish}) exceed the item count ({count})"
-        )
+    special_count = invalid + isv + vanish + hostile
+    if special_count > count:
+        raise ValueError(f"special items ({special_count}) exceed the item count ({count})")
     rng = random.Random(seed)
     offsets = rng.sample(range(NUM_IID_SPAN), count)
     sku_ids: set[int] = set()
@@ -256,11 +286,13 @@ def generate(
                 rng, NUM_IID_BASE + offset, nick=nick, max_skus=max_skus, sku_ids=sku_ids, modified=modified
             )
         )
-    special = rng.sample(range(count), invalid + isv + vanish)
+    special = rng.sample(range(count), special_count)
     for rank, index in enumerate(special[:invalid]):
         corrupt(items[index], INVALID_KINDS[rank % len(INVALID_KINDS)], rng, sku_ids)
     for index in special[invalid : invalid + isv]:
         items[index].isv = True
-    for index in special[invalid + isv :]:
+    for index in special[invalid + isv : invalid + isv + vanish]:
         items[index].vanish = True
+    for index in special[invalid + isv + vanish :]:
+        make_hostile(items[index])
     return items

@@ -27,7 +27,7 @@ from shopcrawl.stores.base import RunRecord, StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _FEN = "INTEGER NOT NULL CHECK (typeof(price_fen) = 'integer')"
 _DDL = (
     f"""CREATE TABLE IF NOT EXISTS items (
@@ -37,6 +37,7 @@ _DDL = (
         nick TEXT NOT NULL, cid INTEGER, outer_id TEXT NOT NULL, pic_url TEXT NOT NULL,
         item_imgs TEXT NOT NULL, "desc" TEXT, skus TEXT NOT NULL,
         first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, last_run_id TEXT NOT NULL,
+        extras TEXT NOT NULL DEFAULT '{{}}',
         PRIMARY KEY (platform, seller_id, num_iid))""",
     f"""CREATE TABLE IF NOT EXISTS observations (
         run_id TEXT NOT NULL, platform TEXT NOT NULL, seller_id TEXT NOT NULL, num_iid INTEGER NOT NULL,
@@ -139,6 +140,7 @@ def _item_row(item: ShopItem, now: str) -> dict[str, Any]:
     row = asdict(item)  # SKUs become dicts of all Sku fields
     row.update(modified=_iso(item.modified), list_time=_iso(item.list_time), item_imgs=_json(item.item_imgs))
     row.update(skus=_json(row["skus"]), first_seen=now, last_seen=now, last_run_id=row.pop("run_id"))
+    row.update(extras=_json(item.extras))
     return row
 
 
@@ -166,6 +168,7 @@ def _item_from_row(row: sqlite3.Row) -> ShopItem:
         run_id=data.pop("last_run_id"), modified=_dt(data["modified"]), list_time=_dt(data["list_time"])
     )
     data.update(item_imgs=json.loads(data["item_imgs"]), skus=[Sku(**s) for s in json.loads(data["skus"])])
+    data.update(extras=json.loads(data["extras"]))
     return ShopItem(**data)
 
 
@@ -303,6 +306,8 @@ class SqliteStore:
         if version < SCHEMA_VERSION:
             for statement in _DDL:
                 conn.execute(statement)
+            if version == 1:  # 1 -> 2: items.extras (the detail record's unmapped fields)
+                conn.execute("ALTER TABLE items ADD COLUMN extras TEXT NOT NULL DEFAULT '{}'")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _write(self, what: str, *batches: tuple[str, Sequence[Mapping[str, Any]]]) -> None:
