@@ -3,6 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The MongoDB-wire test server, built once and cached outside the repository (unless a server is given).
+if [ -z "${SHOPCRAWL_TEST_MONGO_URI:-}" ]; then
+    SHOPCRAWL_FERRETDB_BIN="$(bash scripts/ferretdb.sh)"
+    export SHOPCRAWL_FERRETDB_BIN
+fi
 .venv/bin/ruff check shopcrawl tests benchmarks
 .venv/bin/ruff format --check shopcrawl tests benchmarks
 .venv/bin/mypy

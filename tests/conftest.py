@@ -3,6 +3,9 @@ real SQLite files. Every wait is bounded."""
 
 from __future__ import annotations
 
+import os
+import re
+import secrets
 import sqlite3
 import subprocess
 from dataclasses import dataclass
@@ -12,6 +15,7 @@ import pytest
 
 from shopcrawl.sandbox.local import SANDBOX_CREDENTIALS, crawl_command, crawl_env
 from tests.sandbox_proc import run_sandbox
+from tests.services import ferretdb, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 CREDENTIALS = SANDBOX_CREDENTIALS
@@ -66,3 +70,31 @@ def sandbox_factory():
     yield start
     for ctx in reversed(stack):
         ctx.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory):
+    """The URI of a MongoDB-wire server for this session (FerretDB unless SHOPCRAWL_TEST_MONGO_URI)."""
+    explicit = os.environ.get("SHOPCRAWL_TEST_MONGO_URI")
+    if explicit:
+        yield explicit.rstrip("/")
+        return
+    with ferretdb(tmp_path_factory.mktemp("ferretdb")) as uri:
+        yield uri.rstrip("/")
+
+
+@pytest.fixture
+def mongo_uri(mongo_server, request):
+    """A store URI with a database of its own for this test, dropped afterwards."""
+    import pymongo
+
+    name = "t_" + re.sub(r"[^a-zA-Z0-9]", "_", request.node.name)[:40] + "_" + secrets.token_hex(3)
+    client = pymongo.MongoClient(mongo_server, serverSelectionTimeoutMS=5000)
+    try:
+        client.admin.command("ping")
+    except pymongo.errors.PyMongoError as exc:
+        unavailable(f"MongoDB-wire server {mongo_server} unreachable: {exc}")
+    base, _, query = mongo_server.partition("?")
+    yield f"{base}/{name}" + (f"?{query}" if query else "")
+    client.drop_database(name)
+    client.close()
