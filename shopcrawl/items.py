@@ -65,5 +65,6 @@ class RawTopItem:
     platform: str
     seller_id: str
     run_id: str
+    num_iid: int
     raw: dict[str, object]
     listed: dict[str, object] = field(default_factory=dict)

@@ -16,8 +16,6 @@ class CrawlState(Protocol):
     platform: str
     seller_id: str
     started_at: datetime
-    declared_total: int | None
-    listed: set[int]
 
 
 def coverage(listed: int, declared: int | None) -> float | None:
@@ -26,15 +24,21 @@ def coverage(listed: int, declared: int | None) -> float | None:
     return 1.0 if declared == 0 else listed / declared
 
 
-def final_record(spider: CrawlState, stats: dict[str, Any], ban_wait_seconds: float) -> RunRecord:
-    listed = len(spider.listed)
-    cover = coverage(listed, spider.declared_total)
+def final_record(
+    spider: CrawlState,
+    declared_total: int | None,
+    listed: int,
+    stats: dict[str, Any],
+    ban_wait_seconds: float,
+) -> RunRecord:
+    """The run's record from its counters: one process's stats, or a distributed run's sums."""
+    cover = coverage(listed, declared_total)
     fatal = stats.get(FATAL_STAT)
     if fatal:
         status, reason = "failed", str(fatal)
     elif cover is None or cover < 1.0:
         status = "incomplete"
-        reason = "no declared total" if cover is None else f"listed {listed} of {spider.declared_total}"
+        reason = "no declared total" if cover is None else f"listed {listed} of {declared_total}"
     else:
         status, reason = "complete", ""
     calls = {
@@ -48,7 +52,7 @@ def final_record(spider: CrawlState, stats: dict[str, Any], ban_wait_seconds: fl
         seller_id=spider.seller_id,
         started_at=spider.started_at,
         finished_at=datetime.now(UTC),
-        declared_total=spider.declared_total,
+        declared_total=declared_total,
         items_listed=listed,
         items_stored=int(stats.get("shopcrawl/store/items", 0)),
         items_rejected=int(stats.get("shopcrawl/item/invalid", 0)),

@@ -42,12 +42,18 @@ DOWNLOADER_MIDDLEWARES = {
     "shopcrawl.downloadermiddlewares.ratelimit.RateLimitMiddleware": 900,
     "shopcrawl.downloadermiddlewares.signing.SigningMiddleware": 950,
 }
+# Distributed mode: REDIS_URL set (env var or -s) means every worker with the same URL shares the run.
+if os.environ.get("REDIS_URL"):
+    REDIS_URL = os.environ["REDIS_URL"]
+SCHEDULER = "shopcrawl.scheduler.ShopScheduler"
+SPIDER_MIDDLEWARES = {"shopcrawl.distributed.spidermw.LeaseAckMiddleware": 950}
 ITEM_PIPELINES = {
     "shopcrawl.pipelines.validate.ValidatePipeline": 100,
     "shopcrawl.pipelines.store.StorePipeline": 800,
 }
 EXTENSIONS = {
     "shopcrawl.extensions.progress.Progress": 510,
+    "shopcrawl.distributed.extension.DistributedRun": 520,
 }
 FEED_EXPORTERS = {"csv": "shopcrawl.exporters.CsvItemExporter"}
 FEED_EXPORT_ENCODING = "utf-8"

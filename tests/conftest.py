@@ -15,7 +15,7 @@ import pytest
 
 from shopcrawl.sandbox.local import SANDBOX_CREDENTIALS, crawl_command, crawl_env
 from tests.sandbox_proc import run_sandbox
-from tests.services import ferretdb, unavailable
+from tests.services import ferretdb, redis_server, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 CREDENTIALS = SANDBOX_CREDENTIALS
@@ -98,3 +98,20 @@ def mongo_uri(mongo_server, request):
     yield f"{base}/{name}" + (f"?{query}" if query else "")
     client.drop_database(name)
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory):
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server_url):
+    """A real Redis, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server_url)
+    client.flushall()
+    client.close()
+    return redis_server_url

@@ -7,12 +7,14 @@ missing service fails the tests that need it; elsewhere they are skipped with th
 from __future__ import annotations
 
 import os
+import random
 import selectors
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,63 @@ def ferretdb(workdir: Path) -> Iterator[str]:
             process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """Start Debian's redis-server on a free loopback port; yield its redis:// URL.
+
+    A random port is tried and, if taken, another (redis-server exits when it cannot bind), so no
+    port is picked by binding and releasing it first."""
+    binary = os.environ.get("SHOPCRAWL_REDIS_SERVER") or shutil.which("redis-server")
+    if binary is None:
+        unavailable("no redis-server: apt-get install redis-server (scripts/test.sh does)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random()
+    for _ in range(20):
+        port = rng.randrange(20000, 60000)
+        args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--dir", str(workdir), "--protected-mode", "yes"]
+        process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if _wait_ready(process, b"Ready to accept connections", START_TIMEOUT):
+            break
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+    else:
+        unavailable("redis-server did not start on any of 20 ports")
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> bool:
+    """Read output until ``marker`` (True) or the process exits (False). Output is then drained."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        while marker not in seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"redis-server not ready within {timeout} s")
+            if not selector.select(left):
+                continue
+            chunk = os.read(process.stdout.fileno(), 65536)
+            if not chunk:
+                return False
+            seen = seen[-4096:] + chunk
+    threading.Thread(target=_drain, args=(process,), daemon=True).start()
+    return True
+
+
+def _drain(process: subprocess.Popen[bytes]) -> None:
+    assert process.stdout is not None
+    with suppress(ValueError, OSError):
+        while os.read(process.stdout.fileno(), 65536):
+            pass

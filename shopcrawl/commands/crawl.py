@@ -15,9 +15,18 @@ from scrapy.exceptions import UsageError
 
 from shopcrawl.config import ConfigError, ShopcrawlConfig, credentials_from_settings
 from shopcrawl.runs import FATAL_STAT, SUMMARY_STAT
-from shopcrawl.stores import open_store
+from shopcrawl.stores import open_store, redact_uri
 
 EXIT_FATAL, EXIT_CONFIG, EXIT_INCOMPLETE = 1, 2, 3
+
+
+def check_redis(url: str) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise ConfigError(f"cannot reach Redis at REDIS_URL={redact_uri(url)}: {exc}") from None
 
 
 class Command(ScrapyCrawl):
@@ -34,6 +43,8 @@ class Command(ScrapyCrawl):
                 store = open_store(config.store_uri)
                 store.open()
                 store.close()
+                if self.settings.get("REDIS_URL"):
+                    check_redis(str(self.settings.get("REDIS_URL")))
             except (ConfigError, ValueError, RuntimeError) as exc:
                 print(f"shopcrawl: {exc}", file=sys.stderr)
                 self.exitcode = EXIT_CONFIG

@@ -3,6 +3,11 @@
 Waiting happens in ``process_request``, before signing, so the signature and timestamp are made
 when the wait is over. A ban seen on one API stops every call to that API (every API for an
 app-wide ban) until it ends; nothing is sent to it meanwhile.
+
+With ``REDIS_URL`` set, bans and the QPS limit are shared by every worker of every machine through
+Redis: the limit is a GCRA over Redis server time, per app key, and a ban seen by any worker
+pauses all of them. ``SHOPCRAWL_QPS`` is then the limit across all workers. Calls are spaced
+at 95% of it, so network jitter never pushes a 1-second window over the limit.
 """
 
 from __future__ import annotations
@@ -12,39 +17,53 @@ import logging
 import time
 from typing import Self
 
+import redis
 from scrapy import Request
 from scrapy.crawler import Crawler
 
-from shopcrawl.config import ShopcrawlConfig
+from shopcrawl.config import ShopcrawlConfig, credentials_from_settings
+from shopcrawl.distributed import keys as K
+from shopcrawl.distributed import lua
 from shopcrawl.http import META_KEY, api_method
 
 logger = logging.getLogger(__name__)
 
 ALL_APIS = "*"
 NOT_BEFORE = "not_before"  # key in request.meta[META_KEY]: the unix time a retry may go out
+QPS_HEADROOM = 0.95
+MAX_WAITS = 10_000  # bound on the wait loop of one request
 
 
 class BanBook:
-    """The bans in force, by API method (``*`` = the whole app key), in monotonic time."""
+    """The bans in force, by API method (``*`` = the whole app key).
 
-    def __init__(self) -> None:
+    Locally in monotonic time; with a Redis server, in Redis (shared by all workers)."""
+
+    def __init__(self, server: redis.Redis | None = None, app_key: str = "") -> None:
         self._until: dict[str, float] = {}
         self.waited_seconds = 0.0
-        self.bans_seen = 0
+        self.server = server
+        self.app_key = app_key
+        self._ban = server.register_script(lua.BAN) if server is not None else None
 
-    def ban(self, method: str, seconds: float, *, app_wide: bool) -> float:
+    def ban(self, method: str, seconds: float, *, app_wide: bool) -> None:
         key = ALL_APIS if app_wide else method
+        if self._ban is not None:
+            # Count each banned second once, however many workers and calls report the ban.
+            added_ms = self._ban(keys=[K.ban_key(self.app_key, key)], args=[int(seconds * 1000)])
+            self.waited_seconds += int(added_ms) / 1000
+            return
         now = time.monotonic()
         until = now + seconds
         current = self._until.get(key, 0.0)
         if until > current:
-            # Count each banned second once, however many in-flight calls report the same ban.
             self.waited_seconds += until - max(now, current)
             self._until[key] = until
-        self.bans_seen += 1
-        return until
 
     def remaining(self, method: str) -> float:
+        if self.server is not None:
+            ttls = [self.server.pttl(K.ban_key(self.app_key, m)) for m in (method, ALL_APIS)]
+            return max(0, *(int(t) for t in ttls)) / 1000
         until = max(self._until.get(method, 0.0), self._until.get(ALL_APIS, 0.0))
         return max(0.0, until - time.monotonic())
 
@@ -52,7 +71,12 @@ class BanBook:
     def for_crawler(cls, crawler: Crawler) -> BanBook:
         book = getattr(crawler, "_shopcrawl_banbook", None)
         if book is None:
-            book = cls()
+            url = crawler.settings.get("REDIS_URL")
+            if url:
+                app_key = credentials_from_settings(crawler.settings).app_key
+                book = cls(redis.Redis.from_url(str(url)), app_key)
+            else:
+                book = cls()
             crawler._shopcrawl_banbook = book  # type: ignore[attr-defined]
         return book
 
@@ -62,8 +86,9 @@ class RateLimitMiddleware:
         self.crawler = crawler
         config = ShopcrawlConfig.from_settings(crawler.settings)
         self.bans = BanBook.for_crawler(crawler)
-        self.interval = 1.0 / config.qps if config.qps else 0.0
+        self.interval = 1.0 / (config.qps * QPS_HEADROOM) if config.qps else 0.0
         self._next_slot = 0.0
+        self._throttle = self.bans.server.register_script(lua.THROTTLE) if self.bans.server else None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -76,8 +101,11 @@ class RateLimitMiddleware:
         not_before = request.meta[META_KEY].pop(NOT_BEFORE, None)
         if not_before is not None:
             await asyncio.sleep(max(0.0, not_before - time.time()))
+        if self._throttle is not None:
+            await self._shared_slot(method)
+            return
         # A ban can start, or be extended, while this request waits: loop until none is in force.
-        for _ in range(1000):
+        for _ in range(MAX_WAITS):
             delay = self.bans.remaining(method)
             if delay <= 0:
                 break
@@ -88,3 +116,19 @@ class RateLimitMiddleware:
             self._next_slot = slot + self.interval
             if slot > now:
                 await asyncio.sleep(slot - now)
+
+    async def _shared_slot(self, method: str) -> None:
+        """Wait out shared bans, then take this app key's next send slot (GCRA in Redis)."""
+        assert self._throttle is not None
+        app_key = self.bans.app_key
+        keys = [
+            K.gcra_key(app_key),
+            K.ban_key(app_key, method),
+            K.ban_key(app_key, ALL_APIS),
+            K.calls_key(app_key, 0).removesuffix("0"),
+        ]
+        for _ in range(MAX_WAITS):
+            wait_ms, reserved = self._throttle(keys=keys, args=[self.interval * 1000])
+            await asyncio.sleep(int(wait_ms) / 1000)
+            if int(reserved):
+                return

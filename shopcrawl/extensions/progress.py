@@ -60,7 +60,7 @@ class Progress:
         total = "?" if declared is None else f"{declared:,}"
         return (
             f"listing pages {getattr(spider, 'pages_done', 0):,}/{getattr(spider, 'pages_total', 0):,}; "
-            f"items listed {len(getattr(spider, 'listed', ())):,}/{total}, "
+            f"items listed {spider.listed_count():,}/{total}, "  # type: ignore[attr-defined]
             f"detailed {int(stats.get_value('shopcrawl/detail/items', 0)):,}, stored {stored:,}/{total}; "
             f"API calls {int(stats.get_value('shopcrawl/api/calls', 0)):,}; "
             f"bans {int(stats.get_value('shopcrawl/ban/count', 0))} ({bans.waited_seconds:.1f} s); ETA {eta}"

@@ -9,7 +9,7 @@ then the run record is finished and the summary line logged.
 from __future__ import annotations
 
 import logging
-from typing import Self
+from typing import Any, Self
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
@@ -17,6 +17,7 @@ from scrapy.utils.defer import deferred_from_coro, deferred_to_future
 from twisted.internet import defer, task, threads
 
 from shopcrawl.config import ShopcrawlConfig
+from shopcrawl.distributed.run import RunCoordinator
 from shopcrawl.downloadermiddlewares.ratelimit import BanBook
 from shopcrawl.items import Reject, ShopItem
 from shopcrawl.runs import FATAL_STAT, SUMMARY_STAT, final_record, summary_line
@@ -24,6 +25,19 @@ from shopcrawl.stores import open_store
 from shopcrawl.stores.base import RunRecord, Store
 
 logger = logging.getLogger(__name__)
+
+_ADDITIVE = (
+    "shopcrawl/api/",
+    "shopcrawl/item/",
+    "shopcrawl/detail/",
+    "shopcrawl/store/",
+    "shopcrawl/ban/count",
+    "retry/count",
+)
+
+
+def bans_waited(counters: dict[str, Any]) -> float:
+    return float(counters.get("shopcrawl/ban/wait_seconds", 0.0))
 
 
 class StorePipeline:
@@ -94,6 +108,10 @@ class StorePipeline:
         stats.inc_value("shopcrawl/store/items", len(items))
         stats.inc_value("shopcrawl/store/rejects", len(rejects))
         stats.inc_value("shopcrawl/store/flushes")
+        coordinator = self._coordinator()
+        if coordinator is not None:
+            stored = [i.num_iid for i in items] + [r.num_iid for r in rejects if r.num_iid is not None]
+            coordinator.stored(stored, self._counters())
 
     def _write(self, items: list[ShopItem], rejects: list[Reject]) -> None:
         assert self.store is not None
@@ -111,6 +129,20 @@ class StorePipeline:
             if engine.spider is not None and engine._slot is not None and engine._slot.closing is None:
                 deferred_from_coro(engine.close_spider_async(reason="fatal_error"))
 
+    def _coordinator(self) -> RunCoordinator | None:
+        return getattr(self.crawler, "_shopcrawl_run", None)
+
+    def _counters(self) -> dict[str, float]:
+        """This worker's additive counters, summed across the workers of a distributed run."""
+        assert self.crawler.stats is not None
+        counters: dict[str, float] = {
+            key: value
+            for key, value in self.crawler.stats.get_stats().items()
+            if key.startswith(_ADDITIVE) and isinstance(value, int | float) and not isinstance(value, bool)
+        }
+        counters["shopcrawl/ban/wait_seconds"] = round(BanBook.for_crawler(self.crawler).waited_seconds, 3)
+        return counters
+
     def _tick(self) -> object:
         return deferred_from_coro(self.flush())
 
@@ -121,10 +153,34 @@ class StorePipeline:
         if self.items or self.rejects:
             logger.critical("%d items and %d rejects could not be stored", len(self.items), len(self.rejects))
         assert self.store is not None and self.crawler.stats is not None
-        spider = self.crawler.spider
-        bans = BanBook.for_crawler(self.crawler)
-        self.crawler.stats.set_value("shopcrawl/ban/wait_seconds", round(bans.waited_seconds, 3))
-        run = final_record(spider, self.crawler.stats.get_stats(), bans.waited_seconds)  # type: ignore[arg-type]
+        spider: Any = self.crawler.spider
+        stats = self.crawler.stats
+        counters = self._counters()
+        stats.set_value("shopcrawl/ban/wait_seconds", counters["shopcrawl/ban/wait_seconds"])
+        coordinator = self._coordinator()
+        if coordinator is None:
+            run = final_record(
+                spider, spider.declared_total, spider.listed_count(), stats.get_stats(), bans_waited(counters)
+            )
+        else:
+            coordinator.push_counters(counters)
+            queued, leased = coordinator.pending()
+            own = coordinator.unacked()
+            fatal = stats.get_value(FATAL_STAT)
+            if not fatal and (queued or leased > own):
+                logger.info("Worker leaves run %s with work left for the others", coordinator.run_id)
+                await deferred_to_future(threads.deferToThread(self.store.close))
+                return
+            if not coordinator.try_close():
+                logger.info("Run %s is closed by another worker", coordinator.run_id)
+                await deferred_to_future(threads.deferToThread(self.store.close))
+                return
+            shared = coordinator.counters()
+            if fatal:
+                shared[FATAL_STAT] = fatal
+            run = final_record(
+                spider, coordinator.declared_total(), coordinator.listed_count(), shared, bans_waited(shared)
+            )
         if run.coverage is not None:
             self.crawler.stats.set_value("shopcrawl/coverage", round(run.coverage * 100, 3))
         self.crawler.stats.set_value("shopcrawl/run_id", run.run_id)

@@ -43,13 +43,12 @@ class ValidatePipeline:
         stat_field = _INDEX.sub("", field)
         self._inc("shopcrawl/item/invalid")
         self._inc(f"shopcrawl/item/invalid/{stat_field}")
-        num_iid = item.raw.get("num_iid")
         return Reject(
             platform=item.platform,
             seller_id=item.seller_id,
             reason=f"invalid/{field}: {reason}",
             payload={"raw": item.raw, "listed": item.listed},
-            num_iid=num_iid if isinstance(num_iid, int) else None,
+            num_iid=item.num_iid,
             run_id=item.run_id,
         )
 

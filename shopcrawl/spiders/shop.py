@@ -22,6 +22,7 @@ from scrapy.crawler import Crawler
 from shopcrawl.config import ShopcrawlConfig
 from shopcrawl.http import META_KEY, TopResponse, api_request
 from shopcrawl.items import RawTopItem, Reject
+from shopcrawl.ledger import Ledger, LocalLedger
 from shopcrawl.platforms import top
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class ShopSpider(Spider):
         self.started_at = datetime.now(UTC)
         self.run_id = run_id or f"{self.seller_id}-{self.started_at:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
         self.declared_total: int | None = None
-        self.listed: set[int] = set()
+        self.ledger: Ledger = LocalLedger()
         self.pages_total = 0
         self.pages_done = 0
         self.windows = 0
@@ -53,6 +54,15 @@ class ShopSpider(Spider):
         return spider
 
     config: ShopcrawlConfig
+
+    def adopt_run(self, run_id: str, started_at: str, ledger: Ledger) -> None:
+        """Join a distributed run: its id, start time and shared listing ledger."""
+        self.run_id = run_id
+        self.started_at = datetime.fromisoformat(started_at)
+        self.ledger = ledger
+
+    def listed_count(self) -> int:
+        return self.ledger.listed_count()
 
     async def start(self) -> AsyncIterator[Request]:
         yield self._listing(window_start=None, page_no=1)
@@ -97,6 +107,7 @@ class ShopSpider(Spider):
         if page_no == 1:
             if window_start is None:
                 self.declared_total = total
+                self.ledger.set_declared_total(total)
                 self._stat("shopcrawl/listing/declared_total", total)
                 logger.info("Shop %s declares %d items on sale", self.seller_id, total)
             last_page = self._last_page(total)
@@ -105,7 +116,7 @@ class ShopSpider(Spider):
                 yield self._listing(window_start, page)
         if total > self.config.page_cap and page_no == self._last_page(total) and raw_items:
             yield from self._next_window(window_start, raw_items[-1])
-        yield from self._detail_batches(raw_items)
+        yield from self._detail_batches(f"{window_start}|{page_no}", raw_items)
 
     def _last_page(self, total: int) -> int:
         reachable = min(total, self.config.page_cap - self.config.page_cap % self.config.page_size)
@@ -130,17 +141,18 @@ class ShopSpider(Spider):
 
     # -- details -------------------------------------------------------------------------------
 
-    def _detail_batches(self, raw_items: list[dict[str, Any]]) -> Iterator[Request]:
-        fresh: dict[int, dict[str, Any]] = {}
+    def _detail_batches(self, page_key: str, raw_items: list[dict[str, Any]]) -> Iterator[Request]:
+        """Detail batches for the items this listing page is the first to list (an item at a
+        window boundary is listed twice). The same page processed again claims the same items."""
+        listed: dict[int, dict[str, Any]] = {}
         for raw in raw_items:
             try:
-                num_iid = int(raw["num_iid"])
+                listed.setdefault(int(raw["num_iid"]), {k: raw[k] for k in LISTED_FIELDS if k in raw})
             except (KeyError, TypeError, ValueError):
                 continue
-            if num_iid not in self.listed:
-                self.listed.add(num_iid)
-                fresh[num_iid] = {k: raw[k] for k in LISTED_FIELDS if k in raw}
-        self._stat("shopcrawl/listing/items", len(self.listed))
+        mine = self.ledger.claim(page_key, listed)
+        fresh = {n: fields for n, fields in listed.items() if n in mine}
+        self._stat("shopcrawl/listing/items", self.ledger.listed_count())
         ids = list(fresh)
         for i in range(0, len(ids), self.config.detail_batch):
             yield self._detail({str(n): fresh[n] for n in ids[i : i + self.config.detail_batch]})
@@ -178,7 +190,7 @@ class ShopSpider(Spider):
                 continue
             returned.add(key)
             self._inc("shopcrawl/detail/items")
-            yield RawTopItem(self.platform, self.seller_id, self.run_id, raw, listed[key])
+            yield RawTopItem(self.platform, self.seller_id, self.run_id, int(key), raw, listed[key])
         for key in listed.keys() - returned:
             # items.seller.list.get omits deleted or foreign ids without an error.
             self._inc("shopcrawl/detail/missing")

@@ -1,0 +1,120 @@
+"""The Lua scripts that make each multi-key step atomic in Redis (a worker may die between any two
+commands, never inside a script)."""
+
+# KEYS: current, meta, workers, heartbeat. ARGV: run_id, started_at, worker, ttl ms, run ttl s.
+# Joins the seller's current run, or starts it with the proposed id. Returns {run_id, started_at}.
+JOIN = """
+local run = redis.call('GET', KEYS[1])
+if not run then
+  run = ARGV[1]
+  redis.call('SET', KEYS[1], run, 'EX', ARGV[5])
+end
+return run
+"""
+
+# KEYS: meta, workers, heartbeat. ARGV: started_at, worker, ttl ms, run ttl s.
+REGISTER = """
+redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
+return redis.call('HGET', KEYS[1], 'started_at')
+"""
+
+# KEYS: queue, dupefilter, seq, own leases. ARGV: fingerprint ('' = unfiltered), priority,
+# lease id, json payload, lease to release ('' = none), run ttl s. Returns 1 if queued.
+PUSH = """
+if ARGV[5] ~= '' then redis.call('HDEL', KEYS[4], ARGV[5]) end
+if ARGV[1] ~= '' then
+  if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+redis.call('ZADD', KEYS[1], -tonumber(ARGV[2]) * 1e12 + seq, ARGV[3] .. '|' .. ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return 1
+"""
+
+# KEYS: queue, own leases. ARGV: run ttl s. Moves the first request to this worker's leases.
+POP = """
+local item = redis.call('ZPOPMIN', KEYS[1])
+if #item == 0 then return false end
+redis.call('HSET', KEYS[2], item[1], item[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return item[1]
+"""
+
+# KEYS: workers, queue. ARGV: run key prefix, worker whose leases go back ('' = only dead ones).
+# A worker is dead when its heartbeat key has expired. Returns the number of requests requeued.
+RECLAIM = """
+local moved = 0
+for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if w == ARGV[2] or (ARGV[2] == '' and redis.call('EXISTS', ARGV[1] .. 'hb:' .. w) == 0) then
+    local leases = ARGV[1] .. 'leases:' .. w
+    local all = redis.call('HGETALL', leases)
+    for i = 1, #all, 2 do
+      redis.call('ZADD', KEYS[2], all[i + 1], all[i])
+      moved = moved + 1
+    end
+    redis.call('DEL', leases)
+    redis.call('SREM', KEYS[1], w)
+  end
+end
+return moved
+"""
+
+# KEYS: workers, queue. ARGV: run key prefix. Returns {queued, leased by live or dead workers}.
+PENDING = """
+local leased = 0
+for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  leased = leased + redis.call('HLEN', ARGV[1] .. 'leases:' .. w)
+end
+return {redis.call('ZCARD', KEYS[2]), leased}
+"""
+
+# KEYS: owner. ARGV: page key, run ttl s, num_iid... Claims unclaimed ids for this listing page and
+# returns every id this page owns, so a page processed again (after a crash) yields the same ids.
+CLAIM = """
+local mine = {}
+for i = 3, #ARGV do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1])
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then table.insert(mine, ARGV[i]) end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return mine
+"""
+
+# KEYS: gcra, ban for the method, ban for the whole app, calls prefix. ARGV: interval ms.
+# Returns {ms to wait, reserved}: reserved 0 means a ban is in force (wait, then ask again);
+# reserved 1 means a send slot is this worker's after waiting (GCRA over Redis server time).
+THROTTLE = """
+local ban = math.max(redis.call('PTTL', KEYS[2]), redis.call('PTTL', KEYS[3]), 0)
+if ban > 0 then return {ban, 0} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local wait = 0
+if interval > 0 then
+  local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if tat < now then tat = now end
+  wait = tat - now
+  redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil(wait + interval) + 1000)
+end
+local second = KEYS[4] .. tostring(math.floor((now + wait) / 1000))
+redis.call('INCR', second)
+redis.call('EXPIRE', second, 120)
+return {wait, 1}
+"""
+
+# KEYS: ban key. ARGV: ban ms. Sets or extends a ban; returns the ms it added (for ban-wait stats).
+BAN = """
+local left = math.max(redis.call('PTTL', KEYS[1]), 0)
+local ms = tonumber(ARGV[1])
+if ms > left then
+  redis.call('SET', KEYS[1], '1', 'PX', ms)
+  return ms - left
+end
+return 0
+"""

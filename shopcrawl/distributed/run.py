@@ -1,0 +1,179 @@
+"""One worker's view of a distributed run: join, heartbeat, leases, the listing ledger, the end.
+
+A request handed to a worker is leased, not deleted. The lease is acknowledged once the
+response's callback has finished and every item or reject it produced has been written to the
+store. A worker whose heartbeat expires loses its leases: any worker moves them back to the queue.
+The run is over when nothing is queued and nothing is leased anywhere; the first worker to see
+that closes the run record, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from shopcrawl.distributed import keys as K
+from shopcrawl.distributed import lua
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_TTL_MS = 10_000  # a worker silent this long is dead; its leases go back to the queue
+CURRENT_TTL_S = 3600  # a run no worker has touched for an hour is abandoned: the next crawl starts anew
+
+
+class RunCoordinator:
+    def __init__(self, server: redis.Redis, seller_id: str) -> None:
+        self.server = server
+        self.seller_id = seller_id
+        self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.run_id = ""
+        self.keys = K.RunKeys(seller_id, "")
+        self._scripts = {name: server.register_script(getattr(lua, name)) for name in _SCRIPTS}
+        # lease -> num_iids still to be stored; leases whose callback output is complete
+        self._waiting: dict[str, set[int]] = defaultdict(set)
+        self._by_item: dict[int, set[str]] = defaultdict(set)
+        self._output_done: set[str] = set()
+        self._pushed: dict[str, float] = {}
+
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return self._scripts[name](keys=keys, args=args)
+
+    # -- membership ---------------------------------------------------------------------------
+
+    def join(self, proposed_run_id: str, started_at: str) -> tuple[str, str]:
+        """Join the seller's run in progress, or start one. Returns (run_id, started_at ISO)."""
+        current = K.current_key(self.seller_id)
+        run_id = self._run("JOIN", [current], [proposed_run_id, started_at, self.worker, 0, CURRENT_TTL_S])
+        self.run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
+        self.keys = K.RunKeys(self.seller_id, self.run_id)
+        started = self._run(
+            "REGISTER",
+            [self.keys.meta, self.keys.workers, self.keys.heartbeat(self.worker)],
+            [started_at, self.worker, HEARTBEAT_TTL_MS, K.RUN_TTL_SECONDS],
+        )
+        logger.info("Worker %s joined run %s of seller %s", self.worker, self.run_id, self.seller_id)
+        return self.run_id, started.decode() if isinstance(started, bytes) else str(started)
+
+    def beat(self) -> None:
+        pipe = self.server.pipeline(transaction=False)
+        pipe.set(self.keys.heartbeat(self.worker), "1", px=HEARTBEAT_TTL_MS)
+        pipe.sadd(self.keys.workers, self.worker)
+        if not self.server.exists(self.keys.closed):
+            pipe.set(K.current_key(self.seller_id), self.run_id, ex=CURRENT_TTL_S)
+        pipe.execute()
+
+    def reclaim_dead(self) -> int:
+        moved = int(self._run("RECLAIM", [self.keys.workers, self.keys.queue], [self.keys.prefix, ""]))
+        if moved:
+            logger.warning("Requeued %d requests leased by dead workers", moved)
+        return moved
+
+    def pending(self) -> tuple[int, int]:
+        queued, leased = self._run("PENDING", [self.keys.workers, self.keys.queue], [self.keys.prefix])
+        return int(queued), int(leased)
+
+    def leave(self) -> None:
+        """Give this worker's unfinished leases back to the queue and deregister."""
+        moved = int(
+            self._run("RECLAIM", [self.keys.workers, self.keys.queue], [self.keys.prefix, self.worker])
+        )
+        self.server.srem(self.keys.workers, self.worker)
+        self.server.delete(self.keys.heartbeat(self.worker))
+        if moved:
+            logger.info("Returned %d unfinished requests to the queue", moved)
+
+    def try_close(self) -> bool:
+        """True for exactly one worker of the run: the one that closes the run record."""
+        if not self.server.set(self.keys.closed, self.worker, nx=True, ex=K.RUN_TTL_SECONDS):
+            return False
+        current = K.current_key(self.seller_id)
+        if self.server.get(current) in (self.run_id, self.run_id.encode()):
+            self.server.delete(current)
+        return True
+
+    # -- listing ledger -----------------------------------------------------------------------
+
+    def claim(self, page_key: str, num_iids: Iterable[int]) -> set[int]:
+        ids = [str(n) for n in num_iids]
+        if not ids:
+            return set()
+        mine = self._run("CLAIM", [self.keys.owner], [page_key, K.RUN_TTL_SECONDS, *ids])
+        return {int(n) for n in mine}
+
+    def listed_count(self) -> int:
+        return int(self.server.hlen(self.keys.owner))
+
+    def set_declared_total(self, total: int) -> None:
+        self.server.hsetnx(self.keys.meta, "declared_total", total)
+
+    def declared_total(self) -> int | None:
+        value = self.server.hget(self.keys.meta, "declared_total")
+        return None if value is None else int(value)
+
+    # -- acknowledgements -----------------------------------------------------------------------
+
+    def expect(self, lease: str, num_iid: int) -> None:
+        self._waiting[lease].add(num_iid)
+        self._by_item[num_iid].add(lease)
+
+    def output_done(self, lease: str) -> None:
+        self._output_done.add(lease)
+        if not self._waiting.get(lease):
+            self._ack([lease])
+
+    def stored(self, num_iids: Iterable[int], counters: Mapping[str, float]) -> None:
+        """Items (or their rejects) are durably in the store: ack the leases now complete."""
+        complete = []
+        for num_iid in num_iids:
+            for lease in self._by_item.pop(num_iid, ()):
+                waiting = self._waiting.get(lease)
+                if waiting is not None:
+                    waiting.discard(num_iid)
+                    if not waiting and lease in self._output_done:
+                        complete.append(lease)
+        self.push_counters(counters)  # before the acks, so a closed run's counters are final
+        self._ack(complete)
+
+    def _ack(self, leases: list[str]) -> None:
+        if leases:
+            self.server.hdel(self.keys.leases(self.worker), *leases)
+        for lease in leases:
+            self._waiting.pop(lease, None)
+            self._output_done.discard(lease)
+
+    def unacked(self) -> int:
+        return len(self._output_done) + len(self._waiting)
+
+    # -- counters -------------------------------------------------------------------------------
+
+    def push_counters(self, counters: Mapping[str, float]) -> None:
+        """Add what this worker counted since its last push to the run's shared counters."""
+        pipe = self.server.pipeline(transaction=False)
+        for key, value in counters.items():
+            delta = value - self._pushed.get(key, 0)
+            if delta:
+                if isinstance(value, int):
+                    pipe.hincrby(self.keys.counters, key, int(delta))
+                else:
+                    pipe.hincrbyfloat(self.keys.counters, key, float(delta))
+                self._pushed[key] = value
+        pipe.expire(self.keys.counters, K.RUN_TTL_SECONDS)
+        pipe.execute()
+
+    def counters(self) -> dict[str, float]:
+        raw: dict[bytes, bytes] = self.server.hgetall(self.keys.counters)  # type: ignore[assignment]
+        out: dict[str, float] = {}
+        for key, value in raw.items():
+            text = value.decode()
+            out[key.decode()] = float(text) if "." in text else int(text)
+        return out
+
+
+_SCRIPTS = ("JOIN", "REGISTER", "RECLAIM", "PENDING", "CLAIM")
