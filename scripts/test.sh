@@ -3,6 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Redis for the distributed tests: Debian's redis-server (the tests start their own on loopback).
+if ! command -v redis-server >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "scripts/test.sh: redis-server is missing: sudo apt-get install redis-server" >&2
+    fi
+fi
 # The MongoDB-wire test server, built once and cached outside the repository (unless a server is given).
 if [ -z "${SHOPCRAWL_TEST_MONGO_URI:-}" ]; then
     SHOPCRAWL_FERRETDB_BIN="$(bash scripts/ferretdb.sh)"

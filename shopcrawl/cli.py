@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -32,6 +33,53 @@ def _demo(args: argparse.Namespace) -> int:
         sandbox.wait(timeout=10)
 
 
+def _status(args: argparse.Namespace) -> int:
+    """Show the live state of the runs in Redis."""
+    import json
+
+    import redis
+
+    from shopcrawl.distributed.status import calls_per_second, run_statuses
+    from shopcrawl.stores import redact_uri
+
+    if not args.redis_url:
+        print("shopcrawl status: set REDIS_URL or pass --redis-url", file=sys.stderr)
+        return 2
+    server = redis.Redis.from_url(args.redis_url, socket_connect_timeout=5)
+    try:
+        runs = run_statuses(server, args.seller)
+        rate = calls_per_second(server)
+    except redis.RedisError as exc:
+        print(f"shopcrawl status: cannot reach Redis at {redact_uri(args.redis_url)}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"calls_per_second": rate, "runs": [r.as_dict() for r in runs]}, ensure_ascii=False))
+        return 0
+    print(f"API calls/s (last 10 s, all workers): {rate:.1f}")
+    if not runs:
+        print("no runs in Redis" + (f" for seller {args.seller}" if args.seller else ""))
+        return 0
+    header = ("SELLER", "RUN", "STATE", "LISTED", "STORED", "QUEUED", "LEASED", "WORKERS", "CALLS")
+    rows = [
+        (
+            r.seller_id,
+            r.run_id,
+            r.state,
+            f"{r.listed:,}/{'?' if r.declared_total is None else f'{r.declared_total:,}'}",
+            f"{r.stored:,}",
+            f"{r.queued:,}",
+            f"{r.leased:,}",
+            str(r.workers_alive),
+            f"{r.api_calls:,}",
+        )
+        for r in runs
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopcrawl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -51,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("-O", "--output", help="also export the items to this file (.jsonl or .csv)")
     demo.set_defaults(func=_demo)
+    status = sub.add_parser("status", help="show the live state of distributed runs in Redis")
+    status.add_argument("--seller", help="only this seller's runs")
+    status.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL"), help="Redis to read (default: $REDIS_URL)"
+    )
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=_status)
     return parser
 
 

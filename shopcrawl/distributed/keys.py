@@ -31,6 +31,11 @@ def ban_key(app_key: str, method: str) -> str:
     return f"{ROOT}:ban:{app_tag(app_key)}:{method}"
 
 
+def window_key(app_key: str) -> str:
+    """Send times of the last second, for the hard per-second cap."""
+    return f"{ROOT}:window:{app_tag(app_key)}"
+
+
 def calls_key(app_key: str, second: int) -> str:
     """Calls sent in one wall-clock second, for ``shopcrawl status``."""
     return f"{ROOT}:calls:{app_tag(app_key)}:{second}"

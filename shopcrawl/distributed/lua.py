@@ -118,3 +118,19 @@ if ms > left then
 end
 return 0
 """
+
+# KEYS: send window (zset of send times). ARGV: cap, unique member. The last check before a call
+# goes out: at most `cap` calls in any 1-second window of Redis time, whatever delays a worker's
+# event loop put between its GCRA slot and its send. Returns ms to wait (0: recorded, send now).
+WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1000)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.ceil(tonumber(oldest[2]) + 1000 - now) + 1
+end
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 2000)
+return 0
+"""

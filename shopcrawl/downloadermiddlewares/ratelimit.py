@@ -6,15 +6,21 @@ app-wide ban) until it ends; nothing is sent to it meanwhile.
 
 With ``REDIS_URL`` set, bans and the QPS limit are shared by every worker of every machine through
 Redis: the limit is a GCRA over Redis server time, per app key, and a ban seen by any worker
-pauses all of them. ``SHOPCRAWL_QPS`` is then the limit across all workers. Calls are spaced
-at 95% of it, so network jitter never pushes a 1-second window over the limit.
+pauses all of them. ``SHOPCRAWL_QPS`` is then the limit across all workers.
+
+Calls are spaced at 95% of the limit (GCRA), and a last check right before each send caps any
+1-second window at 94% of it: a worker whose event loop was held up past its slot waits for
+the window instead of sending in a burst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import secrets
 import time
+from collections import deque
 from typing import Self
 
 import redis
@@ -30,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 ALL_APIS = "*"
 NOT_BEFORE = "not_before"  # key in request.meta[META_KEY]: the unix time a retry may go out
-QPS_HEADROOM = 0.95
+QPS_HEADROOM = 0.95  # GCRA spacing, as a share of SHOPCRAWL_QPS
+WINDOW_HEADROOM = 0.94  # hard cap of any 1-second window, as a share of SHOPCRAWL_QPS
 MAX_WAITS = 10_000  # bound on the wait loop of one request
 
 
@@ -87,8 +94,12 @@ class RateLimitMiddleware:
         config = ShopcrawlConfig.from_settings(crawler.settings)
         self.bans = BanBook.for_crawler(crawler)
         self.interval = 1.0 / (config.qps * QPS_HEADROOM) if config.qps else 0.0
+        self.window_cap = max(1, math.floor(config.qps * WINDOW_HEADROOM)) if config.qps else 0
         self._next_slot = 0.0
-        self._throttle = self.bans.server.register_script(lua.THROTTLE) if self.bans.server else None
+        self._sent: deque[float] = deque()
+        server = self.bans.server
+        self._throttle = server.register_script(lua.THROTTLE) if server is not None else None
+        self._window = server.register_script(lua.WINDOW) if server is not None else None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -116,6 +127,17 @@ class RateLimitMiddleware:
             self._next_slot = slot + self.interval
             if slot > now:
                 await asyncio.sleep(slot - now)
+            await self._local_window()
+
+    async def _local_window(self) -> None:
+        for _ in range(MAX_WAITS):
+            now = time.monotonic()
+            while self._sent and self._sent[0] <= now - 1.0:
+                self._sent.popleft()
+            if len(self._sent) < self.window_cap:
+                self._sent.append(now)
+                return
+            await asyncio.sleep(self._sent[0] + 1.0 - now + 0.001)
 
     async def _shared_slot(self, method: str) -> None:
         """Wait out shared bans, then take this app key's next send slot (GCRA in Redis)."""
@@ -131,4 +153,13 @@ class RateLimitMiddleware:
             wait_ms, reserved = self._throttle(keys=keys, args=[self.interval * 1000])
             await asyncio.sleep(int(wait_ms) / 1000)
             if int(reserved):
+                break
+        if not self.window_cap:
+            return
+        assert self._window is not None
+        member = secrets.token_hex(8)
+        for _ in range(MAX_WAITS):
+            wait_ms = int(self._window(keys=[K.window_key(app_key)], args=[self.window_cap, member]))
+            if not wait_ms:
                 return
+            await asyncio.sleep(wait_ms / 1000)

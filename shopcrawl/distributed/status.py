@@ -1,0 +1,79 @@
+"""What ``shopcrawl status`` shows: the live state of the runs in Redis. Pure reads, no writes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from shopcrawl.distributed import keys as K
+
+RATE_WINDOW_SECONDS = 10
+
+
+@dataclass
+class RunStatus:
+    seller_id: str
+    run_id: str
+    state: str  # running | closed | abandoned
+    started_at: str
+    declared_total: int | None
+    listed: int
+    stored: int
+    queued: int
+    leased: int
+    workers_alive: int
+    api_calls: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else (value or "")
+
+
+def run_statuses(server: redis.Redis, seller_id: str | None = None) -> list[RunStatus]:
+    """Every run whose keys are still in Redis, newest first."""
+    pattern = f"{K.ROOT}:run:{seller_id or '*'}:*:meta"
+    out = []
+    for meta_key in server.scan_iter(match=pattern, count=1000):
+        prefix = _text(meta_key).removesuffix("meta")
+        _, _, seller, run_id, _ = (prefix + "x").split(":", 4)
+        keys = K.RunKeys(seller, run_id)
+        meta = {_text(k): _text(v) for k, v in server.hgetall(keys.meta).items()}
+        counters = {_text(k): _text(v) for k, v in server.hgetall(keys.counters).items()}
+        workers = [_text(w) for w in server.smembers(keys.workers)]
+        alive = sum(1 for w in workers if server.exists(keys.heartbeat(w)))
+        leased = sum(int(server.hlen(keys.leases(w))) for w in workers)
+        closed = bool(server.exists(keys.closed))
+        state = "closed" if closed else ("running" if alive else "abandoned")
+        out.append(
+            RunStatus(
+                seller_id=seller,
+                run_id=run_id,
+                state=state,
+                started_at=meta.get("started_at", ""),
+                declared_total=int(meta["declared_total"]) if "declared_total" in meta else None,
+                listed=int(server.hlen(keys.owner)),
+                stored=int(counters.get("shopcrawl/store/items", 0)),
+                queued=int(server.zcard(keys.queue)),
+                leased=leased,
+                workers_alive=alive,
+                api_calls=int(counters.get("shopcrawl/api/calls", 0)),
+            )
+        )
+    return sorted(out, key=lambda r: r.started_at, reverse=True)
+
+
+def calls_per_second(server: redis.Redis, window: int = RATE_WINDOW_SECONDS) -> float:
+    """API calls per second over the last ``window`` seconds, all app keys together."""
+    now = int(time.time())
+    total = 0
+    for key in server.scan_iter(match=f"{K.ROOT}:calls:*", count=1000):
+        second = int(_text(key).rsplit(":", 1)[1])
+        if now - window <= second < now:
+            total += int(server.get(key) or 0)
+    return total / window
