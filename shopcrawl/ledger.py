@@ -19,10 +19,13 @@ class Ledger(Protocol):
 
     def set_declared_total(self, total: int) -> None: ...
 
+    def declared_total(self) -> int | None: ...
+
 
 class LocalLedger:
     def __init__(self) -> None:
         self._owner: dict[int, str] = {}
+        self._declared: int | None = None
 
     def claim(self, page_key: str, num_iids: Iterable[int]) -> set[int]:
         return {n for n in num_iids if self._owner.setdefault(n, page_key) == page_key}
@@ -31,4 +34,8 @@ class LocalLedger:
         return len(self._owner)
 
     def set_declared_total(self, total: int) -> None:
-        pass
+        if self._declared is None:
+            self._declared = total
+
+    def declared_total(self) -> int | None:
+        return self._declared

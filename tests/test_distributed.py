@@ -218,3 +218,23 @@ def test_status_shows_a_live_run_then_its_close(sandbox_factory, tmp_path, redis
         timeout=30,
     ).stdout
     assert "SELLER" in table and run["run_id"] in table and "closed" in table
+
+
+def test_a_ban_seen_by_one_worker_pauses_them_all(sandbox_factory, tmp_path, redis_url):
+    log = tmp_path / "calls.jsonl"
+    sandbox = sandbox_factory(
+        "--items", "3000", "--seed", "47", "--app-secret", SECRET, "--session", SESSION,
+        "--qps", "40", "--ban-seconds", "1", "--call-log", str(log),
+    )  # fmt: skip
+    procs = _workers(sandbox.url, tmp_path, redis_url, 3)
+    assert _wait(procs) == [0, 0, 0]
+    assert _stored(tmp_path / "shop.db") == 3000
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    episodes: dict[tuple[str, float], float] = {}
+    for call in calls:
+        if call["outcome"] == "ban":
+            episodes.setdefault((call["method"], round(call["ban_until"], 3)), call["t"])
+    assert episodes, "the sandbox never banned: the test proves nothing"
+    for (method, until), start in episodes.items():
+        late = [c for c in calls if c["method"] == method and start + 0.5 < c["t"] < until - 0.01]
+        assert late == [], (method, start, until, late[:3])

@@ -48,7 +48,7 @@ class Progress:
         stats = self.crawler.stats
         spider = self.crawler.spider
         assert stats is not None and spider is not None
-        declared = getattr(spider, "declared_total", None)
+        declared = spider.ledger.declared_total()  # type: ignore[attr-defined]
         stored = int(stats.get_value("shopcrawl/store/items", 0))
         done = stored + int(stats.get_value("shopcrawl/store/rejects", 0))
         elapsed = time.monotonic() - self.started

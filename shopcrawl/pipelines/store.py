@@ -160,7 +160,11 @@ class StorePipeline:
         coordinator = self._coordinator()
         if coordinator is None:
             run = final_record(
-                spider, spider.declared_total, spider.listed_count(), stats.get_stats(), bans_waited(counters)
+                spider,
+                spider.ledger.declared_total(),
+                spider.listed_count(),
+                stats.get_stats(),
+                bans_waited(counters),
             )
         else:
             coordinator.push_counters(counters)
