@@ -27,7 +27,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SHOPCRAWL_APP_SECRET": (None, "TOP app secret (required, secret)"),
     "SHOPCRAWL_SESSION": (None, "the seller's session key (required, secret)"),
     "SHOPCRAWL_SIGN_METHOD": ("hmac-sha256", "md5, hmac (HMAC-MD5) or hmac-sha256"),
-    "SHOPCRAWL_STORE": ("sqlite:///shopcrawl.db", "where items go (store URI)"),
+    "SHOPCRAWL_STORE": ("sqlite:///shopcrawl.db", "where items go: sqlite:///, mongodb:// or null:// URI"),
     "SHOPCRAWL_PAGE_CAP": (20000, "the API's cap on page_no*page_size; windows keep under it"),
     "SHOPCRAWL_PAGE_SIZE": (200, "listing page size (1-200)"),
     "SHOPCRAWL_DETAIL_BATCH": (20, "num_iids per detail call (1-20)"),
@@ -37,7 +37,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SHOPCRAWL_BACKOFF_BASE": (0.5, "first retry delay (s); doubles per retry"),
     "SHOPCRAWL_BACKOFF_MAX": (8.0, "longest retry delay (s)"),
     "SHOPCRAWL_PROGRESS_INTERVAL": (5.0, "seconds between progress lines (0 = off)"),
-    "SHOPCRAWL_STORE_BATCH": (500, "items per store write"),
+    "SHOPCRAWL_STORE_BATCH": (1000, "items per store write"),
     "SHOPCRAWL_STORE_FLUSH_SECONDS": (2.0, "longest time an item waits in the write buffer"),
 }
 SECRET_SETTINGS = ("SHOPCRAWL_APP_SECRET", "SHOPCRAWL_SESSION")

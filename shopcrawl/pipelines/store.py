@@ -36,6 +36,12 @@ _ADDITIVE = (
 )
 
 
+_STORE_COUNTERS = {
+    "round_trips": "shopcrawl/store/round_trips",
+    "escaped_keys": "shopcrawl/store/escaped_keys",
+}
+
+
 def bans_waited(counters: dict[str, Any]) -> float:
     return float(counters.get("shopcrawl/ban/wait_seconds", 0.0))
 
@@ -108,6 +114,9 @@ class StorePipeline:
         stats.inc_value("shopcrawl/store/items", len(items))
         stats.inc_value("shopcrawl/store/rejects", len(rejects))
         stats.inc_value("shopcrawl/store/flushes")
+        for attribute, key in _STORE_COUNTERS.items():  # kept by stores that have them (MongoDB)
+            if hasattr(self.store, attribute):
+                stats.set_value(key, getattr(self.store, attribute))
         coordinator = self._coordinator()
         if coordinator is not None:
             stored = [i.num_iid for i in items] + [r.num_iid for r in rejects if r.num_iid is not None]

@@ -37,7 +37,9 @@ def redact_uri(uri: str, *, keep_user: bool = True) -> str:
 def _bad_uri(uri: str, problem: str) -> ValueError:
     return ValueError(
         f"{_SETTING}={redact_uri(uri, keep_user=False)!r}: {problem}; accepted: "
-        "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        "sqlite:///relative/path.db, sqlite:////absolute/path.db, "
+        "mongodb://[user:password@]host[:port][/database][?options], mongodb+srv://..., "
+        "or null:// (stores nothing)"
     )
 
 
@@ -51,7 +53,29 @@ def _sqlite(uri: str) -> Store:
     return SqliteStore(path)
 
 
-_BACKENDS: dict[str, StoreFactory] = {"sqlite": _sqlite}
+def _mongodb(uri: str) -> Store:
+    from shopcrawl.stores.mongo import MongoStore  # imports this package: import when used
+
+    hosts = uri.partition("://")[2].rpartition("@")[2]
+    if not hosts.partition("/")[0].partition("?")[0]:
+        raise _bad_uri(uri, "a MongoDB URI needs a host")
+    return MongoStore(uri)
+
+
+def _null(uri: str) -> Store:
+    from shopcrawl.stores.null import NullStore
+
+    if uri.partition("://")[2]:
+        raise _bad_uri(uri, "null:// takes no host or path")
+    return NullStore()
+
+
+_BACKENDS: dict[str, StoreFactory] = {
+    "sqlite": _sqlite,
+    "mongodb": _mongodb,
+    "mongodb+srv": _mongodb,
+    "null": _null,
+}
 
 
 def open_store(uri: str) -> Store:

@@ -1,0 +1,476 @@
+"""MongoDB store (``mongodb://`` / ``mongodb+srv://``): the SQLite store's semantics over pymongo.
+
+Collections ``items``, ``observations``, ``runs`` and ``rejects`` hold the SQLite rows' fields as
+native BSON: SKUs are an embedded array, money is integer fen plus the source string (never a float
+or Decimal128), times are BSON dates in UTC. A BSON date has milliseconds and no offset, so the times a
+caller gives (item ``modified`` / ``list_time``, run ``started_at`` / ``finished_at``) also keep an
+exact ISO 8601 copy in ``<field>_iso``, which the read helpers return; times the store makes are
+truncated to the millisecond. Keys from data are escaped (``shopcrawl.stores.keys``); ``extras`` and
+reject payloads are stored as JSON would hold them, so reads match the SQLite store's.
+
+Writes are unordered ``bulk_write`` batches of at most ``batch_size`` operations: item upserts, and
+inserts for observations and rejects, whose unique indexes make a second insert a duplicate-key
+error that counts as stored. Transient errors are retried with backoff for up to ``retry_seconds``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import fields
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from bson.errors import BSONError
+from pymongo import DeleteMany, InsertOne, MongoClient, UpdateMany, UpdateOne, monitoring
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
+
+from shopcrawl.items import Reject, ShopItem, Sku
+from shopcrawl.stores import redact_uri
+from shopcrawl.stores.base import RunRecord, StoreError
+from shopcrawl.stores.keys import escape_keys, unescape_keys
+from shopcrawl.stores.sqlite import Observation
+
+logger = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+WriteOp = InsertOne[Doc] | UpdateOne | UpdateMany | DeleteMany
+_R = TypeVar("_R")
+DEFAULT_DATABASE = "shopcrawl"
+# (collection, index name, fields, unique): plain and unique compound indexes, which FerretDB 1.x has.
+INDEXES: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
+    ("items", "items_key", ("platform", "seller_id", "num_iid"), True),
+    ("items", "items_by_last_run", ("seller_id", "last_run_id"), False),
+    ("observations", "observations_key", ("run_id", "platform", "seller_id", "num_iid", "sku_id"), True),
+    ("observations", "observations_by_sku", ("platform", "seller_id", "num_iid", "sku_id", "run_id"), False),
+    ("runs", "runs_key", ("run_id",), True),
+    ("runs", "runs_by_seller", ("seller_id", "started_at"), False),
+    # An unknown num_iid is stored as null, and null equals null in a unique index (COALESCE in SQLite).
+    ("rejects", "rejects_key", ("run_id", "platform", "seller_id", "num_iid", "reason"), True),
+)
+_DUPLICATE_KEY = 11000
+# Server codes of a write refused because the server is going away or changing role: worth a retry.
+_TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+_MAX_ATTEMPTS = 1000  # the retry deadline ends the loop long before this
+_UNREADABLE_RETRIES = 5
+_ITEM_KEY = ("platform", "seller_id", "num_iid")
+_ITEM_TIMES = ("modified", "list_time")
+_ITEM_PLAIN = [f.name for f in fields(ShopItem) if f.name not in {"run_id", "skus", "extras", *_ITEM_TIMES}]
+_RUN_PLAIN = [f.name for f in fields(RunRecord) if f.name not in {"api_calls", "started_at", "finished_at"}]
+_REJECT_PLAIN = [f.name for f in fields(Reject) if f.name != "payload"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _times(name: str, value: datetime | None, *, utc: bool = False) -> Doc:
+    """``{name: BSON date, name_iso: exact ISO text}``; the text keeps the offset unless ``utc``."""
+    if value is None:
+        return {name: None, f"{name}_iso": None}
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()}: the store needs timezone-aware times")
+    in_utc = value.astimezone(UTC)
+    return {name: in_utc, f"{name}_iso": (in_utc if utc else value).isoformat(timespec="microseconds")}
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _fen(value: object, what: str) -> int:
+    if type(value) is not int:
+        raise StoreError(f"{what}: price_fen must be an integer number of fen, not {value!r}")
+    return value
+
+
+def _json_default(value: object) -> str:
+    isoformat = getattr(value, "isoformat", None)  # datetime, date, time: as the SQLite store does
+    return str(isoformat()) if callable(isoformat) else str(value)
+
+
+def _as_json(value: object) -> Any:
+    """``value`` as the SQLite store reads it back from its JSON column."""
+    return json.loads(json.dumps(value, ensure_ascii=False, default=_json_default))
+
+
+def item_id(item: ShopItem) -> str:
+    """An item document's ``_id``: its natural key as a JSON array, ``["taobao","s1",123]``."""
+    return json.dumps(
+        [item.platform, item.seller_id, item.num_iid], ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], int]:
+    """The item document (no first_seen), its observations, and the number of keys escaped."""
+    name = f"item {item.platform}/{item.seller_id}/{item.num_iid}"
+    if not item.run_id:
+        raise ValueError(f"{name} has no run_id")
+    doc: Doc = {f: getattr(item, f) for f in _ITEM_PLAIN} | {"price_fen": _fen(item.price_fen, name)}
+    doc |= _times("modified", item.modified) | _times("list_time", item.list_time)
+    doc["extras"], escaped = escape_keys(_as_json(item.extras))
+    doc |= {"skus": [], "last_seen": now, "last_run_id": item.run_id}
+    for sku in item.skus:
+        sub: Doc = {f.name: getattr(sku, f.name) for f in fields(Sku)}
+        sub["price_fen"] = _fen(sku.price_fen, f"{name} SKU {sku.sku_id}")
+        sub["props"], count = escape_keys(dict(sku.props))
+        doc["skus"].append(sub)
+        escaped += count
+    base: Doc = {"run_id": item.run_id, "platform": item.platform, "seller_id": item.seller_id}
+    base |= {"num_iid": item.num_iid, "sold_quantity": item.sold_quantity, "observed_at": now}
+    prices = [(s.sku_id, s.price, s.price_fen, s.quantity) for s in item.skus]
+    observed = [
+        base | {"sku_id": sku_id, "price": price, "price_fen": fen, "quantity": quantity}
+        for sku_id, price, fen, quantity in prices or [(0, item.price, item.price_fen, item.num)]
+    ]
+    return doc, observed, escaped
+
+
+def _item_from_doc(doc: Mapping[str, Any]) -> ShopItem:
+    skus = [Sku(**{f.name: s[f.name] for f in fields(Sku)}) for s in doc["skus"]]
+    for sku in skus:
+        sku.props = unescape_keys(sku.props)
+    return ShopItem(
+        **{f: doc[f] for f in _ITEM_PLAIN},
+        modified=datetime.fromisoformat(doc["modified_iso"]),
+        list_time=_dt(doc["list_time_iso"]),
+        skus=skus,
+        run_id=doc["last_run_id"],
+        extras=unescape_keys(doc["extras"]),
+    )
+
+
+def _run_doc(run: RunRecord) -> Doc:
+    doc: Doc = {f: getattr(run, f) for f in _RUN_PLAIN}
+    doc |= _times("started_at", run.started_at, utc=True) | _times("finished_at", run.finished_at, utc=True)
+    # Pairs, not a dict: method names hold dots, and an array of pairs is queryable as it is.
+    return doc | {"api_calls": [{"method": m, "calls": n} for m, n in run.api_calls.items()]}
+
+
+def _run_from_doc(doc: Mapping[str, Any]) -> RunRecord:
+    times = {name: _dt(doc[f"{name}_iso"]) for name in ("started_at", "finished_at")}
+    calls = {pair["method"]: pair["calls"] for pair in doc["api_calls"]}
+    return RunRecord(**{f: doc[f] for f in _RUN_PLAIN}, **times, api_calls=calls)  # type: ignore[arg-type]
+
+
+def _write_errors(details: Mapping[str, Any]) -> tuple[list[int], list[Doc]]:
+    """A BulkWriteError's duplicate-key operation indexes, and every other error."""
+    duplicates, others = [], list(details.get("writeConcernErrors") or [])
+    for error in details.get("writeErrors") or []:
+        if error.get("code") == _DUPLICATE_KEY:
+            duplicates.append(int(error["index"]))
+        else:
+            others.append(error)
+    return duplicates, others
+
+
+def _is_transient(exc: Exception, errors: Sequence[Mapping[str, Any]] = ()) -> bool:
+    if isinstance(exc, ConnectionFailure):  # AutoReconnect, NetworkTimeout, NotPrimaryError, selection
+        return True
+    if isinstance(exc, PyMongoError) and exc.has_error_label("RetryableWriteError"):
+        return True
+    codes = [e.get("code") for e in errors] or [getattr(exc, "code", None)]
+    return isinstance(exc, OperationFailure) and all(code in _TRANSIENT_CODES for code in codes)
+
+
+class _WriteCounter(monitoring.CommandListener):
+    """Counts the commands a write sends (the find of existing items too): retries and driver-split
+    batches included."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self._lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("insert", "update", "delete", "find", "getMore"):
+            with self._lock:
+                self.sent += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+class MongoStore:
+    """The ``Store`` for ``mongodb://[user:password@]host[:port][/database][?options]`` (database
+    ``shopcrawl`` when the URI names none). Thread-safe: one pymongo client.
+
+    ``round_trips`` counts the write commands sent; ``escaped_keys`` the data keys escaped in what
+    was written. Timeouts given in the URI win over the constructor's.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        batch_size: int = 10_000,
+        retry_seconds: float = 60.0,
+        server_selection_timeout: float = 5.0,
+        socket_timeout: float = 120.0,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if batch_size < 1 or retry_seconds < 0:
+            raise ValueError("MongoStore: batch_size must be at least 1 and retry_seconds not negative")
+        self.name = redact_uri(uri)
+        self.batch_size = batch_size
+        self._uri = uri
+        password = uri.partition("://")[2].rpartition("@")[0].partition(":")[2]
+        self._secrets = sorted({password, unquote(password)} - {""}, key=len, reverse=True)
+        self._retry_seconds = retry_seconds
+        self._timeouts: Doc = {
+            "serverSelectionTimeoutMS": round(server_selection_timeout * 1000),
+            "socketTimeoutMS": round(socket_timeout * 1000),
+        }
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counter = _WriteCounter()
+        self.escaped_keys = 0
+        self._client: MongoClient[Doc] | None = None
+        self._db: Database[Doc] | None = None
+
+    @property
+    def round_trips(self) -> int:
+        return self._counter.sent
+
+    def open(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                return
+            given = {pair.partition("=")[0].lower() for pair in self._uri.partition("?")[2].split("&")}
+            options = {k: v for k, v in self._timeouts.items() if k.lower() not in given}
+            client: MongoClient[Doc] | None = None
+            try:
+                client = MongoClient(
+                    self._uri, tz_aware=True, tzinfo=UTC, event_listeners=[self._counter], **options
+                )
+                db = client.get_default_database(DEFAULT_DATABASE)
+                db.command("ping")
+                for collection, index, keys, unique in INDEXES:
+                    db[collection].create_index([(k, 1) for k in keys], name=index, unique=unique)
+            except (PyMongoError, ValueError) as exc:
+                if client is not None:
+                    client.close()
+                leaks = any(secret in str(exc) for secret in self._secrets)
+                raise self._error("cannot open the store", exc) from (None if leaks else exc)
+            self._client, self._db = client, db
+        logger.info("Opened MongoDB store %s (database %s)", self.name, db.name)
+
+    def start_run(self, run: RunRecord) -> None:
+        self._bulk("runs", [InsertOne(_run_doc(run))], f"start run {run.run_id}")
+
+    def write_items(self, items: Sequence[ShopItem]) -> None:
+        """Replace the batch's item documents (first_seen carried over) and insert its observations.
+
+        An item batch is three commands whatever its size: find the existing documents by ``_id``,
+        delete them, insert the new ones. Per-document upserts would be the obvious way, but
+        FerretDB 1.x (SQLite) spends time in proportion to the collection on every update
+        statement (170 ms each at 20,000 items), while a find, a delete or an insert by ``_id``
+        costs one pass per command. The batch is idempotent: if it fails midway, writing it again
+        (the pipeline keeps it) leaves the store as one successful write would."""
+        now = self._now()
+        docs: dict[str, Doc] = {}
+        observation_ops: list[WriteOp] = []
+        escaped = 0
+        for item in items:  # every item is checked before anything is sent
+            doc, observed, count = _item_docs(item, now)
+            docs[item_id(item)] = doc  # the same item twice in a batch: the later one wins
+            observation_ops += [InsertOne(obs) for obs in observed]
+            escaped += count
+        if not docs:
+            return
+        what = f"write {len(docs)} items"
+        ids = list(docs)
+        for start in range(0, len(ids), self.batch_size):
+            chunk = ids[start : start + self.batch_size]
+            first_seen = self._existing(chunk, what)
+            if first_seen:
+                self._bulk("items", [DeleteMany({"_id": {"$in": list(first_seen)}})], what)
+            inserts: list[WriteOp] = [
+                InsertOne({"_id": i, **docs[i], "first_seen": first_seen.get(i, now)}) for i in chunk
+            ]
+            duplicates = [chunk[n] for n in self._send("items", inserts, what)]
+            # A duplicate _id is a concurrent writer that stored the item just now; a duplicate with no
+            # such _id is another document holding the item's natural key.
+            if duplicates and len(self._existing(duplicates, what)) < len(duplicates):
+                reason = "an item collides on a unique index with a document of another _id"
+                raise StoreError(f"MongoDB store {self.name}: {what} failed: {reason}")
+        self._bulk("observations", observation_ops, what)
+        self._count_escaped(escaped)
+
+    def write_rejects(self, rejects: Sequence[Reject]) -> None:
+        now, ops, escaped = self._now(), list[WriteOp](), 0
+        for r in rejects:
+            payload, count = escape_keys(_as_json(r.payload))
+            doc: Doc = {f: getattr(r, f) for f in _REJECT_PLAIN}
+            ops.append(InsertOne(doc | {"payload": payload, "created_at": now}))
+            escaped += count
+        if ops:
+            self._bulk("rejects", ops, f"write {len(ops)} rejects")
+            self._count_escaped(escaped)
+
+    def finish_run(self, run: RunRecord) -> None:
+        doc = _run_doc(run)
+        key = {"run_id": doc.pop("run_id")}
+        started = {k: doc.pop(k) for k in ("started_at", "started_at_iso")}
+        update = UpdateOne(key, {"$set": doc, "$setOnInsert": started}, upsert=True)
+        self._bulk("runs", [update], f"finish run {run.run_id}", resend_duplicates=True)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client, self._db = self._client, None, None
+        if client is not None:
+            client.close()
+            logger.info("Closed MongoDB store %s", self.name)
+
+    # Pure reads, for tests and reports: the SqliteStore's answers.
+
+    def count_items(self, platform: str | None = None, seller_id: str | None = None) -> int:
+        where = {k: v for k, v in (("platform", platform), ("seller_id", seller_id)) if v is not None}
+        return self._read(lambda db: db.items.count_documents(where))
+
+    def iter_items(self, seller_id: str, page_size: int = 500) -> Iterator[ShopItem]:
+        """The seller's items ordered by (platform, num_iid), read a page at a time."""
+        where: Doc = {"seller_id": seller_id}
+        while docs := self._find("items", where, ("platform", "num_iid"), page_size):
+            yield from map(_item_from_doc, docs)
+            platform, num_iid = docs[-1]["platform"], docs[-1]["num_iid"]
+            after = [{"platform": {"$gt": platform}}, {"platform": platform, "num_iid": {"$gt": num_iid}}]
+            where = {"seller_id": seller_id, "$or": after}
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        docs = self._find("runs", {"run_id": run_id}, (), 1)
+        return _run_from_doc(docs[0]) if docs else None
+
+    def observations_for_run(self, run_id: str) -> list[Observation]:
+        docs = self._find("observations", {"run_id": run_id}, ("platform", "seller_id", "num_iid", "sku_id"))
+        return [Observation(**{f: doc[f] for f in Observation._fields}) for doc in docs]
+
+    def rejects_for_run(self, run_id: str) -> list[Reject]:
+        """In insertion order (the driver's ObjectIds), as the SQLite store's rowid order."""
+        docs = self._find("rejects", {"run_id": run_id}, ("_id",))
+        return [Reject(**{f: d[f] for f in _REJECT_PLAIN}, payload=unescape_keys(d["payload"])) for d in docs]
+
+    # Internals.
+
+    def _bulk(self, name: str, ops: list[WriteOp], what: str, *, resend_duplicates: bool = False) -> None:
+        """Send ``ops`` in unordered batches. A duplicate key means another writer (or an earlier try)
+        stored the document first: an insert is then done. ``resend_duplicates`` sends such upserts
+        once more, now that the document exists, so their ``$set`` is applied; if one collides again,
+        the colliding document is not the one its filter names: StoreError."""
+        for start in range(0, len(ops), self.batch_size):
+            batch = ops[start : start + self.batch_size]
+            duplicates = self._send(name, batch, what)
+            if duplicates and resend_duplicates:
+                logger.debug("MongoDB store %s: %s: resending %d upserts", self.name, what, len(duplicates))
+                if self._send(name, [batch[i] for i in duplicates], what):  # not a race: another document
+                    reason = "an upsert collides on a unique index with a document of another _id"
+                    raise StoreError(f"MongoDB store {self.name}: {what} failed: {reason}")
+
+    def _send(self, name: str, batch: list[WriteOp], what: str) -> list[int]:
+        """One ``bulk_write``, retried while the failure is transient and time is left; returns the
+        indexes of the operations that hit a duplicate key. Any other failure raises StoreError."""
+        deadline, unreadable = time.monotonic() + self._retry_seconds, 0
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                self._database()[name].bulk_write(batch, ordered=False)
+                return []
+            except KeyError as exc:
+                # FerretDB 1.x answers an update command with a refused write (a raced upsert's duplicate
+                # key) without "nModified", which pymongo cannot read. The batch is idempotent: resend.
+                unreadable += 1
+                if unreadable > _UNREADABLE_RETRIES:
+                    raise self._error(f"{what} failed", exc) from exc
+                error: Exception = exc
+            except BulkWriteError as exc:
+                duplicates, others = _write_errors(exc.details)
+                if not others:
+                    return duplicates
+                if not _is_transient(exc, others):
+                    raise self._error(f"{what} failed", exc) from exc
+                error = exc
+            except (PyMongoError, BSONError, OverflowError) as exc:  # BSON: a value MongoDB cannot hold
+                if not _is_transient(exc):
+                    raise self._error(f"{what} failed", exc) from exc
+                error = exc
+            self._back_off(what, error, attempt, deadline)
+        raise StoreError(f"MongoDB store {self.name}: {what} failed after {_MAX_ATTEMPTS} attempts")
+
+    def _back_off(self, what: str, error: Exception, attempt: int, deadline: float) -> None:
+        """Sleep before the next attempt, or raise StoreError once the retry time is spent."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise self._error(f"{what} failed after {attempt} attempts", error) from error
+        delay = min(0.1 * 2 ** min(attempt, 10), 5.0, left) * (0.5 + random.random() / 2)  # jitter
+        logger.warning(
+            "MongoDB store %s: %s: %s; retry %d in %.2fs",
+            self.name,
+            what,
+            self._reason(error),
+            attempt,
+            delay,
+        )
+        time.sleep(delay)
+
+    def _existing(self, ids: list[str], what: str) -> dict[str, Any]:
+        """first_seen of the items among ``ids`` already stored; transient errors are retried."""
+        deadline = time.monotonic() + self._retry_seconds
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                cursor = self._database().items.find(
+                    {"_id": {"$in": ids}}, {"first_seen": 1}, batch_size=len(ids) + 1
+                )  # one batch larger than the answer: no getMore round trip
+                return {d["_id"]: d["first_seen"] for d in cursor}
+            except PyMongoError as exc:
+                if not _is_transient(exc):
+                    raise self._error(f"{what} failed", exc) from exc
+                self._back_off(what, exc, attempt, deadline)
+        raise StoreError(f"MongoDB store {self.name}: {what} failed after {_MAX_ATTEMPTS} attempts")
+
+    def _find(self, name: str, where: Doc, order: Sequence[str], limit: int = 0) -> list[Doc]:
+        sort = [(k, 1) for k in order] or None
+        return self._read(lambda db: list(db[name].find(where, sort=sort, limit=limit)))
+
+    def _read(self, query: Callable[[Database[Doc]], _R]) -> _R:
+        try:
+            return query(self._database())
+        except PyMongoError as exc:
+            raise self._error("read failed", exc) from exc
+
+    def _database(self) -> Database[Doc]:
+        db = self._db
+        if db is None:
+            raise StoreError(f"MongoDB store {self.name} is not open")
+        return db
+
+    def _now(self) -> datetime:
+        now = self._clock().astimezone(UTC)
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)  # what a BSON date holds
+
+    def _count_escaped(self, count: int) -> None:
+        with self._lock:
+            self.escaped_keys += count
+
+    def _reason(self, exc: BaseException) -> str:
+        """A one-line reason without the password or pymongo's topology dump."""
+        if isinstance(exc, BulkWriteError):
+            errors = _write_errors(exc.details)[1]
+            first = errors[0] if errors else {}
+            text = f"{len(errors)} write errors, first: code {first.get('code')}: {first.get('errmsg')}"
+        elif isinstance(exc, KeyError):
+            text = f"the server refused a write; its reply lacks {exc}"
+        else:
+            text = str(exc).split(", Timeout:")[0].split(", full error:")[0]
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text[:500]
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        return StoreError(f"MongoDB store {self.name}: {what}: {self._reason(exc)}")
