@@ -8,12 +8,9 @@ used to talk to it, on loopback.
 from __future__ import annotations
 
 import json
-import os
-import selectors
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from shopcrawl.platforms import top
+from tests.services import first_line, stop
 
 APP_KEY = "sandbox-app-key"
 APP_SECRET = "sandbox-app-secret"
@@ -125,24 +123,6 @@ def _send(request: urllib.request.Request, timeout: float) -> Reply:
             return Reply(error.code, error.read(), error.headers.get("Content-Type", ""))
 
 
-def _read_first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
-    buffer = b""
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while b"\n" not in buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not selector.select(left):
-                raise TimeoutError(f"the sandbox printed no URL within {timeout} s")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise RuntimeError(f"the sandbox exited (code {process.wait(5)}) before printing its URL")
-            buffer += chunk
-    return buffer.split(b"\n", 1)[0].decode()
-
-
 @contextmanager
 def run_sandbox(*args: str) -> Iterator[SandboxProc]:
     """Start ``python -m shopcrawl.sandbox --port 0 *args``; yield once it listens; stop it after."""
@@ -154,18 +134,11 @@ def run_sandbox(*args: str) -> Iterator[SandboxProc]:
         )
         try:
             try:
-                url = _read_first_line(process, START_TIMEOUT)
+                url = first_line(process, START_TIMEOUT)
             except (TimeoutError, RuntimeError) as error:
                 stderr.seek(0)
                 raise RuntimeError(f"{error}; stderr:\n{stderr.read().decode(errors='replace')}") from None
             assert url.startswith("http://127.0.0.1:") and url.endswith("/router/rest"), url
             yield SandboxProc(url=url, base=url.removesuffix("/router/rest"), process=process)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            assert process.stdout is not None
-            process.stdout.close()
+            stop(process)

@@ -48,6 +48,18 @@ def first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
     return buffer.split(b"\n", 1)[0].decode().strip()
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, wait (kill after 10 s), close the stdout pipe."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 def ferretdb_binary() -> str | None:
     explicit = os.environ.get("SHOPCRAWL_FERRETDB_BIN")
     if explicit:
@@ -81,14 +93,7 @@ def ferretdb(workdir: Path) -> Iterator[str]:
     try:
         yield first_line(process, START_TIMEOUT)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+        stop(process)
 
 
 @contextmanager
@@ -117,10 +122,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
-        assert process.stdout is not None
-        process.stdout.close()
+        stop(process)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> bool:
