@@ -12,7 +12,6 @@ import pytest
 
 from shopcrawl.items import Reject, ShopItem, Sku
 from shopcrawl.stores import SqliteStore, StoreError, open_store, redact_uri
-from shopcrawl.stores.base import RunRecord
 from shopcrawl.stores.sqlite import SCHEMA_VERSION
 
 GMT8 = timezone(timedelta(hours=8))
@@ -113,35 +112,6 @@ def test_items_round_trip_with_exact_money_and_aware_times(store):
     assert list(store.iter_items("nobody")) == []
 
 
-def test_second_run_adds_observations_not_items(store, clock):
-    store.write_items([make_item(1, "run-1")])
-    clock.now = T0 + timedelta(hours=1)
-    changed = make_item(1, "run-2")
-    changed.skus[0].price, changed.skus[0].price_fen = "19.90", 1990
-    store.write_items([changed])
-
-    assert store.count_items() == 1
-    first_seen, last_seen, last_run_id = query(
-        store.path, "SELECT first_seen, last_seen, last_run_id FROM items"
-    )[0]
-    assert datetime.fromisoformat(first_seen) == T0
-    assert datetime.fromisoformat(last_seen) == T0 + timedelta(hours=1)
-    assert last_run_id == "run-2"
-    assert [o.price_fen for o in store.observations_for_run("run-1")] == [2580, 2580]
-    second = store.observations_for_run("run-2")
-    assert [(o.sku_id, o.price, o.price_fen) for o in second] == [(10, "19.90", 1990), (11, "25.80", 2580)]
-    assert second[0].observed_at == T0 + timedelta(hours=1)
-
-
-def test_item_without_skus_is_observed_as_sku_zero(store):
-    item = make_item(9, skus=0)
-    item.num, item.sold_quantity = 7, None
-    store.write_items([item])
-    (observation,) = store.observations_for_run("run-1")
-    assert (observation.sku_id, observation.price, observation.price_fen) == (0, "25.80", 2580)
-    assert (observation.quantity, observation.sold_quantity) == (7, None)
-
-
 def test_float_money_and_naive_times_and_missing_run_id_are_refused(store):
     floaty = make_item(1)
     floaty.price_fen = 25.8  # type: ignore[assignment]
@@ -154,47 +124,6 @@ def test_float_money_and_naive_times_and_missing_run_id_are_refused(store):
     with pytest.raises(ValueError, match="no run_id"):
         store.write_items([make_item(3, run_id="")])
     assert store.count_items() == 0  # nothing half-written
-
-
-def test_rejects_are_idempotent_and_keep_payload(store):
-    rejects = [
-        Reject("taobao", "s1", "invalid/price: not a price", {"price": "abc", "modified": T0}, 1, "run-1"),
-        Reject("taobao", "s1", "api/isv.item-not-found", {"标题": "连衣裙"}, None, "run-1"),
-        Reject("taobao", "s1", "api/isv.item-not-found", {"other": 1}, None, "run-2"),
-    ]
-    store.write_rejects(rejects)
-    store.write_rejects(rejects)
-    stored = store.rejects_for_run("run-1")
-    assert [r.reason for r in stored] == ["invalid/price: not a price", "api/isv.item-not-found"]
-    assert stored[0].payload == {"price": "abc", "modified": "2024-05-01T04:00:00+00:00"}
-    assert stored[1] == rejects[1]
-    assert "连衣裙" in query(store.path, "SELECT payload FROM rejects WHERE num_iid IS NULL LIMIT 1")[0][0]
-    assert query(store.path, "SELECT COUNT(*) FROM rejects") == [(3,)]
-
-
-def test_run_record_round_trip(store):
-    run = RunRecord("run-1", "taobao", "s1", started_at=datetime(2024, 5, 1, 12, 0, tzinfo=GMT8))
-    store.start_run(run)
-    store.start_run(RunRecord("run-1", "taobao", "s1", started_at=T0 + timedelta(days=1)))  # no-op
-    assert store.get_run("run-1") == run
-    assert store.get_run("missing") is None
-
-    run.finished_at = datetime(2024, 5, 1, 13, 30, tzinfo=GMT8)
-    run.declared_total, run.items_listed, run.items_stored = 120, 119, 118
-    run.items_rejected, run.items_missing, run.coverage = 1, 0, 119 / 120
-    run.api_calls = {"taobao.items.onsale.get": 3, "taobao.items.seller.list.get": 6}
-    run.retries, run.ban_wait_seconds, run.status, run.reason = 2, 1.5, "complete", "finished"
-    store.finish_run(run)
-    stored = store.get_run("run-1")
-    assert stored == run
-    assert stored is not None and stored.started_at.tzinfo is not None and stored.finished_at is not None
-    assert stored.finished_at.utcoffset() == timedelta(0)  # stored as UTC so runs sort by time
-
-
-def test_finish_run_without_start_inserts(store):
-    run = RunRecord("run-x", "taobao", "s1", started_at=T0, finished_at=T0, status="failed", reason="boom")
-    store.finish_run(run)
-    assert store.get_run("run-x") == run
 
 
 def _write_from_process(path, barrier, first, last):
@@ -363,3 +292,11 @@ def test_a_version_1_file_is_migrated_and_keeps_its_items(tmp_path):
     finally:
         store.close()
     assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+def test_rejects_are_stored_as_readable_json_once(store):
+    """SQLite specifics; the reject semantics both stores share are in test_store_contract.py."""
+    reject = Reject("taobao", "s1", "api/isv.item-not-found", {"标题": "连衣裙"}, None, "run-1")
+    store.write_rejects([reject, reject])
+    assert "连衣裙" in query(store.path, "SELECT payload FROM rejects")[0][0]
+    assert query(store.path, "SELECT COUNT(*) FROM rejects") == [(1,)]

@@ -36,9 +36,10 @@ def window_key(app_key: str) -> str:
     return f"{ROOT}:window:{app_tag(app_key)}"
 
 
-def calls_key(app_key: str, second: int) -> str:
-    """Calls sent in one wall-clock second, for ``shopcrawl status``."""
-    return f"{ROOT}:calls:{app_tag(app_key)}:{second}"
+def calls_prefix(app_key: str = "*") -> str:
+    """Keys ``<prefix><unix second>`` count the calls sent in that second, for ``shopcrawl status``;
+    the throttle script appends the second (``*`` matches every app key)."""
+    return f"{ROOT}:calls:{app_key if app_key == '*' else app_tag(app_key)}:"
 
 
 @dataclass(frozen=True)

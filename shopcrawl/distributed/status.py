@@ -72,7 +72,7 @@ def calls_per_second(server: redis.Redis, window: int = RATE_WINDOW_SECONDS) -> 
     """API calls per second over the last ``window`` seconds, all app keys together."""
     now = int(time.time())
     total = 0
-    for key in server.scan_iter(match=f"{K.ROOT}:calls:*", count=1000):
+    for key in server.scan_iter(match=K.calls_prefix() + "*", count=1000):
         second = int(_text(key).rsplit(":", 1)[1])
         if now - window <= second < now:
             total += int(server.get(key) or 0)

@@ -143,12 +143,8 @@ class RateLimitMiddleware:
         """Wait out shared bans, then take this app key's next send slot (GCRA in Redis)."""
         assert self._throttle is not None
         app_key = self.bans.app_key
-        keys = [
-            K.gcra_key(app_key),
-            K.ban_key(app_key, method),
-            K.ban_key(app_key, ALL_APIS),
-            K.calls_key(app_key, 0).removesuffix("0"),
-        ]
+        keys = [K.gcra_key(app_key), K.ban_key(app_key, method), K.ban_key(app_key, ALL_APIS)]
+        keys.append(K.calls_prefix(app_key))
         for _ in range(MAX_WAITS):
             wait_ms, reserved = self._throttle(keys=keys, args=[self.interval * 1000])
             await asyncio.sleep(int(wait_ms) / 1000)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from bson.errors import BSONError
-from pymongo import DeleteMany, InsertOne, MongoClient, UpdateMany, UpdateOne, monitoring
+from pymongo import DeleteMany, InsertOne, MongoClient, UpdateOne, monitoring
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
@@ -40,7 +40,7 @@ from shopcrawl.stores.sqlite import Observation
 logger = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
-WriteOp = InsertOne[Doc] | UpdateOne | UpdateMany | DeleteMany
+WriteOp = InsertOne[Doc] | UpdateOne | DeleteMany
 _R = TypeVar("_R")
 DEFAULT_DATABASE = "shopcrawl"
 # (collection, index name, fields, unique): plain and unique compound indexes, which FerretDB 1.x has.
@@ -59,7 +59,6 @@ _DUPLICATE_KEY = 11000
 _TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 _MAX_ATTEMPTS = 1000  # the retry deadline ends the loop long before this
 _UNREADABLE_RETRIES = 5
-_ITEM_KEY = ("platform", "seller_id", "num_iid")
 _ITEM_TIMES = ("modified", "list_time")
 _ITEM_PLAIN = [f.name for f in fields(ShopItem) if f.name not in {"run_id", "skus", "extras", *_ITEM_TIMES}]
 _RUN_PLAIN = [f.name for f in fields(RunRecord) if f.name not in {"api_calls", "started_at", "finished_at"}]
