@@ -11,6 +11,7 @@ from scrapy.http import TextResponse
 from shopcrawl.platforms.top import ApiError
 
 META_KEY = "shopcrawl"
+GAVE_UP_CODE = -1  # the code of the synthetic error a callback gets once a call's retries are spent
 
 
 def api_method(request: Request) -> str | None:

@@ -52,6 +52,7 @@ ITEM_PIPELINES = {
     "shopcrawl.pipelines.store.StorePipeline": 800,
 }
 EXTENSIONS = {
+    "shopcrawl.extensions.run.RunLifecycle": 500,
     "shopcrawl.extensions.progress.Progress": 510,
     "shopcrawl.distributed.extension.DistributedRun": 520,
 }

@@ -33,7 +33,7 @@ def test_full_crawl_stores_every_item_at_the_floor_call_count(sandbox_factory, t
         "SELECT status, coverage, declared_total, items_listed FROM runs"
     )[0]
     assert (status, coverage, declared, listed) == ("complete", 1.0, 2000, 2000)
-    assert "2,000 / 2,000 items (100%)" in result.log
+    assert "2,000 / 2,000 items accounted for (100%)" in result.log
 
 
 def test_coverage_past_the_paging_cap(sandbox_factory, tmp_path):
@@ -47,7 +47,7 @@ def test_coverage_past_the_paging_cap(sandbox_factory, tmp_path):
     floor = math.ceil(25000 / 200) + math.ceil(25000 / 20)
     assert stats["outcomes"] == {"ok": sum(stats["calls"].values())}
     assert sum(stats["calls"].values()) <= 1.05 * floor
-    assert "25,000 / 25,000 items (100%)" in result.log
+    assert "25,000 / 25,000 items accounted for (100%)" in result.log
     assert "Progress: listing pages" in result.log
 
 
@@ -111,7 +111,7 @@ def test_bad_items_land_in_rejects_with_reasons(sandbox_factory, tmp_path):
     planted = sandbox.bad_items()
     bad = {int(n) for kind in ("invalid", "isv", "vanish") for n in planted[kind]}
     assert {n for (n,) in result.query("SELECT num_iid FROM rejects")} == bad
-    assert result.query("SELECT items_rejected, items_missing, status FROM runs") == [(10, 3, "complete")]
+    assert result.query("SELECT items_rejected, items_missing, status FROM runs") == [(12, 3, "complete")]
 
 
 def test_feed_exports_jsonl_and_csv(sandbox_factory, tmp_path):

@@ -300,3 +300,31 @@ def test_rejects_are_stored_as_readable_json_once(store):
     store.write_rejects([reject, reject])
     assert "连衣裙" in query(store.path, "SELECT payload FROM rejects")[0][0]
     assert query(store.path, "SELECT COUNT(*) FROM rejects") == [(1,)]
+
+
+def test_a_version_2_file_gains_run_liveness_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "v2.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, platform TEXT NOT NULL, seller_id TEXT NOT NULL, "
+            "started_at TEXT NOT NULL, finished_at TEXT, declared_total INTEGER, "
+            "items_listed INTEGER NOT NULL, items_stored INTEGER NOT NULL, items_rejected INTEGER NOT NULL, "
+            "items_missing INTEGER NOT NULL, coverage REAL, api_calls TEXT NOT NULL, "
+            "retries INTEGER NOT NULL, ban_wait_seconds REAL NOT NULL, "
+            "status TEXT NOT NULL, reason TEXT NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO runs VALUES ('old','taobao','s1','2026-01-01T00:00:00+00:00',NULL,NULL,0,0,0,0,NULL,"
+            "'{}',0,0.0,'running','')"
+        )
+        conn.execute("PRAGMA user_version = 2")
+        conn.commit()
+    store = SqliteStore(path)
+    store.open()
+    try:
+        (old,) = store.running_runs("taobao", "s1")
+        assert (old.run_id, old.owner, old.heartbeat_at, old.items_failed) == ("old", "", None, 0)
+        assert store.mark_abandoned("old", "abandoned: test", T0)
+    finally:
+        store.close()
+    assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]

@@ -1,8 +1,9 @@
 """``scrapy crawl``, with checks before any request and an exit status that tells the outcome.
 
 The run's summary line is the last line on stdout. Exit status: 0 complete; 1 stopped by a
-fatal error (the line names what to fix); 2 bad
-configuration (nothing was sent); 3 finished but incomplete (coverage below 100%).
+fatal error (the line names what to fix); 2 bad configuration (nothing was sent); 3 finished but
+incomplete (not every declared item accounted for); 4 interrupted by SIGINT or SIGTERM before
+every declared item was accounted for (a distributed worker that left its run to the others).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from scrapy.commands.crawl import Command as ScrapyCrawl
 from scrapy.exceptions import UsageError
 
 from shopcrawl.config import ConfigError, ShopcrawlConfig, credentials_from_settings
-from shopcrawl.runs import FATAL_STAT, SUMMARY_STAT
+from shopcrawl.runs import FATAL_STAT, SHUTDOWN_REASON, STATUS_STAT, SUMMARY_STAT
 from shopcrawl.stores import open_store, redact_uri
 
-EXIT_FATAL, EXIT_CONFIG, EXIT_INCOMPLETE = 1, 2, 3
+EXIT_FATAL, EXIT_CONFIG, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 1, 2, 3, 4
 
 
 def check_redis(url: str) -> None:
@@ -62,5 +63,9 @@ class Command(ScrapyCrawl):
         if fatal:
             print(f"shopcrawl stopped: {fatal}", file=sys.stderr)
             self.exitcode = EXIT_FATAL
-        elif stats.get("shopcrawl/status") == "incomplete":
+        elif stats.get(STATUS_STAT) == "complete":
+            return
+        elif stats.get(STATUS_STAT) == "interrupted" or stats.get("finish_reason") == SHUTDOWN_REASON:
+            self.exitcode = EXIT_INTERRUPTED
+        elif stats.get(STATUS_STAT) == "incomplete":
             self.exitcode = EXIT_INCOMPLETE

@@ -29,7 +29,7 @@ from scrapy.utils.defer import deferred_from_coro
 
 from shopcrawl.config import ShopcrawlConfig
 from shopcrawl.downloadermiddlewares.ratelimit import NOT_BEFORE, BanBook
-from shopcrawl.http import META_KEY, TopResponse, api_method
+from shopcrawl.http import GAVE_UP_CODE, META_KEY, TopResponse, api_method
 from shopcrawl.platforms import top
 from shopcrawl.platforms.top import ApiError, ErrorClass
 from shopcrawl.runs import FATAL_STAT
@@ -37,7 +37,6 @@ from shopcrawl.runs import FATAL_STAT
 logger = logging.getLogger(__name__)
 
 MAX_BAN_RESENDS = 50  # per request: a ban that never ends is reported, not waited forever
-GAVE_UP_CODE = -1  # the code of the synthetic error the callback gets once retries are spent
 
 
 class ApiErrorsMiddleware:

@@ -20,7 +20,7 @@ from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 
 from shopcrawl.config import ShopcrawlConfig
-from shopcrawl.http import META_KEY, TopResponse, api_request
+from shopcrawl.http import GAVE_UP_CODE, META_KEY, TopResponse, api_request
 from shopcrawl.items import RawTopItem, Reject
 from shopcrawl.ledger import Ledger, LocalLedger
 from shopcrawl.platforms import top
@@ -141,15 +141,19 @@ class ShopSpider(Spider):
 
     # -- details -------------------------------------------------------------------------------
 
-    def _detail_batches(self, page_key: str, raw_items: list[dict[str, Any]]) -> Iterator[Request]:
+    def _detail_batches(self, page_key: str, raw_items: list[Any]) -> Iterator[Request | Reject]:
         """Detail batches for the items this listing page is the first to list (an item at a
-        window boundary is listed twice). The same page processed again claims the same items."""
+        window boundary is listed twice). The same page processed again claims the same items.
+        A row that cannot become a request (no usable ``num_iid``) becomes a reject."""
         listed: dict[int, dict[str, Any]] = {}
-        for raw in raw_items:
-            try:
-                listed.setdefault(int(raw["num_iid"]), {k: raw[k] for k in LISTED_FIELDS if k in raw})
-            except (KeyError, TypeError, ValueError):
+        for row, raw in enumerate(raw_items):
+            num_iid = _listed_id(raw)
+            if isinstance(num_iid, str):
+                self._inc("shopcrawl/listing/bad_rows")
+                payload = {"page": page_key, "row": row, "raw": raw}
+                yield self._reject(None, f"listing/bad-row: page {page_key} row {row}: {num_iid}", payload)
                 continue
+            listed.setdefault(num_iid, {k: raw[k] for k in LISTED_FIELDS if k in raw})
         mine = self.ledger.claim(page_key, listed)
         fresh = {n: fields for n, fields in listed.items() if n in mine}
         self._stat("shopcrawl/listing/items", self.ledger.listed_count())
@@ -171,7 +175,7 @@ class ShopSpider(Spider):
         listed: dict[str, dict[str, Any]] = response.meta[META_KEY]["listed"]
         error = response.error
         if error is not None:
-            if len(listed) > 1 and error.code != -1:
+            if len(listed) > 1 and error.code != GAVE_UP_CODE:
                 # An isv.* error names one bad item; halve the batch until it stands alone.
                 self._inc("shopcrawl/detail/split")
                 ids = list(listed)
@@ -179,8 +183,11 @@ class ShopSpider(Spider):
                 yield self._detail({k: listed[k] for k in ids[:half]})
                 yield self._detail({k: listed[k] for k in ids[half:]})
                 return
+            # Retries spent: the crawl failed to get these items (not accounted for). Otherwise the
+            # API refused this one item (isv.*): a reason about the item itself.
+            kind = "failed/detail" if error.code == GAVE_UP_CODE else "detail"
             for num_iid, fields in listed.items():
-                yield self._reject(int(num_iid), f"detail/{_error_text(response)}", fields)
+                yield self._reject(int(num_iid), f"{kind}/{_error_text(response)}", fields)
             return
         assert response.payload is not None
         returned: set[str] = set()
@@ -210,6 +217,22 @@ class ShopSpider(Spider):
     def _inc(self, key: str) -> None:
         assert self.crawler.stats is not None
         self.crawler.stats.inc_value(key)
+
+
+def _listed_id(raw: Any) -> int | str:
+    """A listing row's ``num_iid``, or what is wrong with the row."""
+    if not isinstance(raw, dict):
+        return f"not an object: {raw!r:.80}"
+    value = raw.get("num_iid")
+    if value is None or value == "":
+        return "num_iid missing"
+    if isinstance(value, bool | float):
+        return f"num_iid is not an integer: {value!r:.40}"
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return f"num_iid is not an integer: {value!r:.40}"
+    return number if number > 0 else f"num_iid is not positive: {number}"
 
 
 def _error_text(response: TopResponse) -> str:

@@ -26,12 +26,45 @@ class RunRecord:
     items_stored: int = 0
     items_rejected: int = 0
     items_missing: int = 0  # listed but omitted by the detail call
-    coverage: float | None = None  # items_listed / declared_total
+    # (stored + rejected + missing) / declared_total: the share of the shop accounted for
+    coverage: float | None = None
     api_calls: dict[str, int] = field(default_factory=dict)  # by API method
     retries: int = 0
     ban_wait_seconds: float = 0.0
-    status: str = "running"  # running | complete | incomplete | failed
+    status: str = "running"  # running | complete | incomplete | interrupted | failed | abandoned
     reason: str = ""  # finish reason or the fatal error line
+    items_failed: int = 0  # listed items whose detail calls gave up (retries spent): not accounted for
+    heartbeat_at: datetime | None = None  # last sign of life of a running run's crawl
+    owner: str = ""  # "host:pid" of a single-process crawl; "" when Redis workers share the run
+
+
+# Reject reasons: the item is gone (omitted by the detail call), or the crawl failed to get it (its
+# calls gave up). Every other reject says why the item itself was refused.
+MISSING_PREFIX = "detail/missing"
+FAILED_PREFIX = "failed/"
+
+
+@dataclass(frozen=True)
+class RunTally:
+    """What the store holds for one run, per distinct item (never per delivery): an item stored twice
+    counts once, and an item both rejected and stored counts as stored."""
+
+    stored: int = 0  # items with an observation in the run
+    rejected: int = 0  # items refused with a reason about the item (invalid data, isv.* errors)
+    missing: int = 0  # items the detail call omitted (deleted since listing)
+    failed: int = 0  # items whose calls gave up
+
+    @property
+    def accounted(self) -> int:
+        """Items whose state this run knows: stored, rejected with a reason, or missing."""
+        return self.stored + self.rejected + self.missing
+
+    @staticmethod
+    def kind(reason: str) -> int:
+        """Rank of a reject reason when an item has several: 1 rejected, 2 missing, 3 failed."""
+        if reason.startswith(FAILED_PREFIX):
+            return 3
+        return 2 if reason.startswith(MISSING_PREFIX) else 1
 
 
 class Store(Protocol):
@@ -50,6 +83,18 @@ class Store(Protocol):
 
     def finish_run(self, run: RunRecord) -> None:
         """Update the run record with its final counters and status."""
+
+    def heartbeat(self, run_id: str, at: datetime) -> None:
+        """Record that a running run's crawl is alive."""
+
+    def running_runs(self, platform: str, seller_id: str) -> list[RunRecord]:
+        """The seller's runs whose status is still ``running``."""
+
+    def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
+        """Set a ``running`` run to ``abandoned`` (a no-op for any other status); True if it changed."""
+
+    def tally(self, run_id: str) -> RunTally:
+        """Distinct items stored, rejected, missing and failed in the run (see :class:`RunTally`)."""
 
     def close(self) -> None: ...
 

@@ -33,7 +33,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, 
 
 from shopcrawl.items import Reject, ShopItem, Sku
 from shopcrawl.stores import redact_uri
-from shopcrawl.stores.base import RunRecord, StoreError
+from shopcrawl.stores.base import RunRecord, RunTally, StoreError
 from shopcrawl.stores.keys import escape_keys, unescape_keys
 from shopcrawl.stores.sqlite import Observation
 
@@ -155,7 +155,8 @@ def _run_doc(run: RunRecord) -> Doc:
 def _run_from_doc(doc: Mapping[str, Any]) -> RunRecord:
     times = {name: _dt(doc[f"{name}_iso"]) for name in ("started_at", "finished_at")}
     calls = {pair["method"]: pair["calls"] for pair in doc["api_calls"]}
-    return RunRecord(**{f: doc[f] for f in _RUN_PLAIN}, **times, api_calls=calls)  # type: ignore[arg-type]
+    plain = {f: doc[f] for f in _RUN_PLAIN if f in doc}  # fields added since a document was written: defaults
+    return RunRecord(**plain, **times, api_calls=calls)  # type: ignore[arg-type]
 
 
 def _write_errors(details: Mapping[str, Any]) -> tuple[list[int], list[Doc]]:
@@ -318,9 +319,42 @@ class MongoStore:
     def finish_run(self, run: RunRecord) -> None:
         doc = _run_doc(run)
         key = {"run_id": doc.pop("run_id")}
-        started = {k: doc.pop(k) for k in ("started_at", "started_at_iso")}
+        started = {k: doc.pop(k) for k in ("started_at", "started_at_iso", "owner", "heartbeat_at")}
         update = UpdateOne(key, {"$set": doc, "$setOnInsert": started}, upsert=True)
         self._bulk("runs", [update], f"finish run {run.run_id}", resend_duplicates=True)
+
+    def heartbeat(self, run_id: str, at: datetime) -> None:
+        update = UpdateOne({"run_id": run_id, "status": "running"}, {"$set": {"heartbeat_at": at}})
+        self._bulk("runs", [update], f"heartbeat run {run_id}")
+
+    def running_runs(self, platform: str, seller_id: str) -> list[RunRecord]:
+        where = {"platform": platform, "seller_id": seller_id, "status": "running"}
+        return [_run_from_doc(doc) for doc in self._find("runs", where, ("started_at",))]
+
+    def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
+        changes: Doc = {"status": "abandoned", "reason": reason} | _times("finished_at", at, utc=True)
+        result = self._read(
+            lambda db: db.runs.update_one({"run_id": run_id, "status": "running"}, {"$set": changes})
+        )
+        return result.modified_count > 0
+
+    def tally(self, run_id: str) -> RunTally:
+        """Two reads: the count of distinct items observed, and the run's item rejects."""
+        pipeline: list[Doc] = [{"$match": {"run_id": run_id}}, {"$group": {"_id": "$num_iid"}}]
+        pipeline.append({"$count": "n"})
+        counted = self._read(lambda db: list(db.observations.aggregate(pipeline)))
+        stored = int(counted[0]["n"]) if counted else 0
+        where = {"run_id": run_id, "num_iid": {"$ne": None}}
+        kinds: dict[int, int] = {}
+        for doc in self._read(lambda db: list(db.rejects.find(where, {"num_iid": 1, "reason": 1}))):
+            kind = RunTally.kind(doc["reason"])
+            kinds[doc["num_iid"]] = min(kind, kinds.get(doc["num_iid"], kind))
+        if kinds:
+            seen = {"run_id": run_id, "num_iid": {"$in": list(kinds)}}
+            for num_iid in self._read(lambda db: db.observations.distinct("num_iid", seen)):
+                kinds.pop(num_iid, None)
+        ranks = list(kinds.values())
+        return RunTally(stored, ranks.count(1), ranks.count(2), ranks.count(3))
 
     def close(self) -> None:
         with self._lock:

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from shopcrawl.items import Reject, ShopItem, Sku
-from shopcrawl.stores.base import RunRecord, StoreError
+from shopcrawl.stores.base import FAILED_PREFIX, MISSING_PREFIX, RunRecord, RunTally, StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _FEN = "INTEGER NOT NULL CHECK (typeof(price_fen) = 'integer')"
 _DDL = (
     f"""CREATE TABLE IF NOT EXISTS items (
@@ -51,7 +51,8 @@ _DDL = (
         started_at TEXT NOT NULL, finished_at TEXT, declared_total INTEGER,
         items_listed INTEGER NOT NULL, items_stored INTEGER NOT NULL, items_rejected INTEGER NOT NULL,
         items_missing INTEGER NOT NULL, coverage REAL, api_calls TEXT NOT NULL, retries INTEGER NOT NULL,
-        ban_wait_seconds REAL NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL)""",
+        ban_wait_seconds REAL NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+        items_failed INTEGER NOT NULL DEFAULT 0, heartbeat_at TEXT, owner TEXT NOT NULL DEFAULT '')""",
     "CREATE INDEX IF NOT EXISTS runs_by_seller ON runs (seller_id, started_at)",
     """CREATE TABLE IF NOT EXISTS rejects (
         id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, platform TEXT NOT NULL, seller_id TEXT NOT NULL,
@@ -91,6 +92,7 @@ _ITEM_COLUMNS = [f.name for f in fields(ShopItem) if f.name != "run_id"]
 _ITEM_COLUMNS += ["first_seen", "last_seen", "last_run_id"]
 _ITEM_KEY = ("platform", "seller_id", "num_iid")
 _RUN_COLUMNS = [f.name for f in fields(RunRecord)]
+_RUN_START_ONLY = ("owner", "heartbeat_at")  # set when a run starts (and by heartbeats), kept at its finish
 _REJECT_COLUMNS = [f.name for f in fields(Reject)] + ["created_at"]
 
 _UPSERT_ITEM = _insert(
@@ -101,9 +103,23 @@ _UPSERT_ITEM = _insert(
 _INSERT_OBSERVATION = _insert("observations", Observation._fields, "DO NOTHING")
 _START_RUN = _insert("runs", _RUN_COLUMNS, "DO NOTHING")
 _FINISH_RUN = _insert(
-    "runs", _RUN_COLUMNS, "(run_id) " + _update_all_but(_RUN_COLUMNS, ("run_id", "started_at"))
+    "runs",
+    _RUN_COLUMNS,
+    "(run_id) " + _update_all_but(_RUN_COLUMNS, ("run_id", "started_at", *_RUN_START_ONLY)),
 )
 _INSERT_REJECT = _insert("rejects", _REJECT_COLUMNS, "DO NOTHING")
+_RUNS_V3 = ("items_failed INTEGER NOT NULL DEFAULT 0", "heartbeat_at TEXT", "owner TEXT NOT NULL DEFAULT ''")
+# Per distinct item of a run: stored (has an observation), else the best-ranked reject kind.
+_TALLY = f"""
+WITH stored AS (SELECT DISTINCT num_iid FROM observations WHERE run_id = :run_id),
+ranked AS (
+    SELECT num_iid, MIN(CASE WHEN reason LIKE '{FAILED_PREFIX}%' THEN 3
+                             WHEN reason LIKE '{MISSING_PREFIX}%' THEN 2 ELSE 1 END) AS kind
+    FROM rejects WHERE run_id = :run_id AND num_iid IS NOT NULL AND num_iid NOT IN stored
+    GROUP BY num_iid)
+SELECT (SELECT COUNT(*) FROM stored), COUNT(*) FILTER (WHERE kind = 1),
+       COUNT(*) FILTER (WHERE kind = 2), COUNT(*) FILTER (WHERE kind = 3) FROM ranked
+"""
 
 
 def _utc_now() -> datetime:
@@ -158,6 +174,7 @@ def _observation_rows(item: ShopItem, now: str) -> list[dict[str, Any]]:
 def _run_row(run: RunRecord) -> dict[str, Any]:
     row = asdict(run)
     row.update(started_at=_iso(run.started_at, utc=True), finished_at=_iso(run.finished_at, utc=True))
+    row.update(heartbeat_at=_iso(run.heartbeat_at, utc=True))
     return row | {"api_calls": _json(run.api_calls)}
 
 
@@ -175,6 +192,7 @@ def _item_from_row(row: sqlite3.Row) -> ShopItem:
 def _run_from_row(row: sqlite3.Row) -> RunRecord:
     data: dict[str, Any] = dict(row)
     data.update(started_at=_dt(data["started_at"]), finished_at=_dt(data["finished_at"]))
+    data.update(heartbeat_at=_dt(data["heartbeat_at"]))
     return RunRecord(**data | {"api_calls": json.loads(data["api_calls"])})
 
 
@@ -245,6 +263,36 @@ class SqliteStore:
     def finish_run(self, run: RunRecord) -> None:
         self._write(f"finish run {run.run_id}", (_FINISH_RUN, [_run_row(run)]))
 
+    def heartbeat(self, run_id: str, at: datetime) -> None:
+        sql = "UPDATE runs SET heartbeat_at = :at WHERE run_id = :run_id AND status = 'running'"
+        self._write(f"heartbeat run {run_id}", (sql, [{"run_id": run_id, "at": _iso(at, utc=True)}]))
+
+    def running_runs(self, platform: str, seller_id: str) -> list[RunRecord]:
+        sql = "SELECT * FROM runs WHERE platform = :p AND seller_id = :s AND status = 'running'"
+        return [
+            _run_from_row(row)
+            for row in self._read(sql + " ORDER BY started_at", {"p": platform, "s": seller_id})
+        ]
+
+    def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
+        sql = (
+            "UPDATE runs SET status = 'abandoned', reason = :reason, finished_at = :at"
+            " WHERE run_id = :run_id AND status = 'running'"
+        )
+        params = {"run_id": run_id, "reason": reason, "at": _iso(at, utc=True)}
+        changed = [0]
+
+        def body(conn: sqlite3.Connection) -> None:
+            changed[0] = conn.execute(sql, params).rowcount
+
+        with self._lock:
+            self._transact(f"abandon run {run_id}", body)
+        return changed[0] > 0
+
+    def tally(self, run_id: str) -> RunTally:
+        stored, rejected, missing, failed = self._read(_TALLY, {"run_id": run_id})[0]
+        return RunTally(stored, rejected, missing, failed)
+
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
@@ -306,8 +354,13 @@ class SqliteStore:
         if version < SCHEMA_VERSION:
             for statement in _DDL:
                 conn.execute(statement)
-            if version == 1:  # 1 -> 2: items.extras (the detail record's unmapped fields)
+            if 1 <= version < 2:  # 1 -> 2: items.extras (the detail record's unmapped fields)
                 conn.execute("ALTER TABLE items ADD COLUMN extras TEXT NOT NULL DEFAULT '{}'")
+            if 1 <= version < 3:  # 2 -> 3: runs' liveness (heartbeat_at, owner) and items_failed
+                have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+                for column in _RUNS_V3:
+                    if column.split()[0] not in have:
+                        conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _write(self, what: str, *batches: tuple[str, Sequence[Mapping[str, Any]]]) -> None:
