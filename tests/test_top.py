@@ -82,10 +82,18 @@ def test_fatal_hints_name_the_setting_to_fix():
 
 
 @pytest.mark.parametrize(
-    ("text", "fen"), [("25.80", 2580), ("0.01", 1), ("5", 500), ("5.5", 550), ("99999999.99", 9999999999)]
+    ("text", "fen", "formatted"),
+    [
+        ("25.80", 2580, "25.80"),
+        ("0.01", 1, "0.01"),
+        ("5", 500, "5.00"),
+        ("5.5", 550, "5.50"),
+        ("99999999.99", 9999999999, "99999999.99"),
+    ],
 )
-def test_prices_are_exact_fen(text, fen):
-    assert to_fen(text) == fen and format_fen(fen) == f"{fen // 100}.{fen % 100:02d}"
+def test_prices_are_exact_fen(text, fen, formatted):
+    assert to_fen(text) == fen
+    assert format_fen(fen) == formatted
 
 
 @pytest.mark.parametrize("text", ["-1.00", "abc", "1.234", "1e3", "", "1,00"])
