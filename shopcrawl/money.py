@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_PRICE_RE = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
+_PRICE_RE = re.compile(r"^([0-9]{1,9})(?:\.([0-9]{1,2}))?$")  # ASCII digits only, not \d
 MAX_FEN = 100_000_000 * 100  # TOP's documented SKU price range is 0-100000000 元
 
 

@@ -75,11 +75,6 @@ def test_formatting_gives_the_canonical_two_decimal_form(text, canonical):
     assert format_fen(to_fen(text)) == canonical
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: the price pattern uses \\d, which matches non-ASCII digits, so '２５.８０' is read as 2580",
-)
 @pytest.mark.parametrize("text", ["２５.８０", "٢٥.٨٠"])
 def test_non_ascii_digits_are_not_a_price(text):
     with pytest.raises(PriceError):

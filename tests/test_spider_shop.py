@@ -161,3 +161,15 @@ def test_a_failed_listing_page_is_a_reject_not_a_crash():
 def test_a_seller_id_is_required(seller):
     with pytest.raises(ValueError, match="seller_id is required"):
         ShopSpider(seller_id=seller)
+
+
+def test_bodies_of_another_shape_become_rejects_not_crashes():
+    spider = make_spider()
+    (bad_page,) = spider.parse_listing(respond(spider._listing(None, 1), {"total_results": 5, "items": "x"}))
+    assert bad_page.reason == "listing/bad-body: items is neither a list nor a wrapped list"
+    (bad_total,) = spider.parse_listing(respond(spider._listing(None, 1), {"total_results": "many"}))
+    assert bad_total.reason.startswith("listing/bad-body: invalid literal")
+    outputs = list(spider.parse_detail(respond(detail_request(spider, [1, 2]), {"items": {"item": 7}})))
+    assert [(r.num_iid, r.reason.split(":")[0]) for r in outputs] == [(1, "failed/detail/bad-body")] * 1 + [
+        (2, "failed/detail/bad-body")
+    ]

@@ -216,12 +216,6 @@ def test_a_repeated_property_name_keeps_the_last_value():
     assert parse_properties_name("1:2:颜色:红;1:3:颜色:蓝") == {"颜色": "蓝"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=top.EnvelopeError,
-    reason="bug: a skus/item_imgs value of another shape raises top.EnvelopeError, not InvalidItem, "
-    "so the validate pipeline does not turn it into a reject",
-)
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -237,11 +231,6 @@ def test_a_list_field_of_another_shape_is_an_invalid_item(field, value):
     assert caught.value.field == field
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: _int() parses with int(str(value)), which accepts '1_000' and non-ASCII digits",
-)
 @pytest.mark.parametrize("value", ["1_000", "８３２"])
 def test_integer_fields_accept_only_plain_digits(value):
     with pytest.raises(InvalidItem) as caught:

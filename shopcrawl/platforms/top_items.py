@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from shopcrawl.items import ShopItem, Sku
 from shopcrawl.money import PriceError, to_fen
 from shopcrawl.platforms import top
+
+_DIGITS = re.compile(r"-?[0-9]+")
 
 
 class InvalidItem(ValueError):
@@ -26,10 +29,10 @@ def _int(raw: Mapping[str, Any], field: str, *, required: bool = True, prefix: s
         return None
     if isinstance(value, bool | float):
         raise InvalidItem(prefix + field, f"not an integer: {value!r}")
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise InvalidItem(prefix + field, f"not an integer: {value!r}") from None
+    text = str(value).strip()
+    if not _DIGITS.fullmatch(text):  # int() would take "1_000" and non-ASCII digits
+        raise InvalidItem(prefix + field, f"not an integer: {value!r}")
+    number = int(text)
     if number < 0:
         raise InvalidItem(prefix + field, f"negative: {number}")
     return number
@@ -57,6 +60,14 @@ def _time(raw: Mapping[str, Any], field: str, *, required: bool = True) -> datet
         return top.parse_time(str(value))
     except ValueError:
         raise InvalidItem(field, f"not a 'yyyy-MM-dd HH:mm:ss' time: {value!r}") from None
+
+
+def _list(raw: Mapping[str, Any], field: str, item_name: str) -> list[Any]:
+    """A wrapped or plain list field; absent is empty, any other shape an InvalidItem."""
+    try:
+        return top.unwrap_list(raw, field, item_name)
+    except top.EnvelopeError:
+        raise InvalidItem(field, f"not a list: {raw.get(field)!r:.80}") from None
 
 
 def _str(raw: Mapping[str, Any], field: str) -> str:
@@ -116,8 +127,8 @@ def item_from_raw(
     price, fen = _price(merged, "price")
     modified = _time(merged, "modified")
     assert num_iid is not None and num is not None and modified is not None
-    skus_raw = top.unwrap_list(merged, "skus", "sku") if merged.get("skus") is not None else []
-    imgs = top.unwrap_list(merged, "item_imgs", "item_img") if merged.get("item_imgs") is not None else []
+    skus_raw = _list(merged, "skus", "sku")
+    imgs = _list(merged, "item_imgs", "item_img")
     title = merged.get("title")
     if not isinstance(title, str):
         raise InvalidItem("title", "missing" if title is None else f"not a string: {title!r}")

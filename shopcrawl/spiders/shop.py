@@ -102,8 +102,13 @@ class ShopSpider(Spider):
             return
         self._stat("shopcrawl/listing/pages", self.pages_done)
         payload = response.payload
-        raw_items = top.unwrap_list(payload, "items", "item")
-        total = int(payload.get("total_results") or 0)
+        try:
+            raw_items = top.unwrap_list(payload, "items", "item")
+            total = int(payload.get("total_results") or 0)
+        except (top.EnvelopeError, TypeError, ValueError) as exc:
+            where = {"window_start": window_start, "page_no": page_no}
+            yield self._reject(None, f"listing/bad-body: {exc}", where)
+            return
         if page_no == 1:
             if window_start is None:
                 self.declared_total = total
@@ -190,8 +195,16 @@ class ShopSpider(Spider):
                 yield self._reject(int(num_iid), f"{kind}/{_error_text(response)}", fields)
             return
         assert response.payload is not None
+        try:
+            records = top.unwrap_list(response.payload, "items", "item")
+        except top.EnvelopeError as exc:
+            for num_iid, fields in listed.items():
+                yield self._reject(int(num_iid), f"failed/detail/bad-body: {exc}", fields)
+            return
         returned: set[str] = set()
-        for raw in top.unwrap_list(response.payload, "items", "item"):
+        for raw in records:
+            if not isinstance(raw, dict):
+                continue
             key = str(raw.get("num_iid", ""))
             if key not in listed or key in returned:
                 continue
