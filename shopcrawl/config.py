@@ -39,6 +39,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SHOPCRAWL_PROGRESS_INTERVAL": (5.0, "seconds between progress lines (0 = off)"),
     "SHOPCRAWL_STORE_BATCH": (1000, "items per store write"),
     "SHOPCRAWL_STORE_FLUSH_SECONDS": (2.0, "longest time an item waits in the write buffer"),
+    "SHOPCRAWL_REDIS_OUTAGE_SECONDS": (60.0, "longest Redis outage a worker waits out before it stops"),
 }
 SECRET_SETTINGS = ("SHOPCRAWL_APP_SECRET", "SHOPCRAWL_SESSION")
 
@@ -97,6 +98,7 @@ class ShopcrawlConfig:
     progress_interval: float
     store_batch: int
     store_flush_seconds: float
+    redis_outage_seconds: float
 
     @classmethod
     def from_settings(cls, settings: SettingsLike) -> ShopcrawlConfig:
@@ -119,6 +121,7 @@ class ShopcrawlConfig:
             progress_interval=_number(settings, "SHOPCRAWL_PROGRESS_INTERVAL", float, 0, 86400),
             store_batch=_number(settings, "SHOPCRAWL_STORE_BATCH", int, 1, 100_000),
             store_flush_seconds=_number(settings, "SHOPCRAWL_STORE_FLUSH_SECONDS", float, 0.01, 3600),
+            redis_outage_seconds=_number(settings, "SHOPCRAWL_REDIS_OUTAGE_SECONDS", float, 0, 86400),
         )
 
 

@@ -96,33 +96,77 @@ def ferretdb(workdir: Path) -> Iterator[str]:
         stop(process)
 
 
-@contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """Start Debian's redis-server on a free loopback port; yield its redis:// URL.
+class RedisProcess:
+    """Debian's redis-server on a free loopback port, which a test may kill and start again on the
+    same port: with its append-only file (``appendonly=True``, the data comes back) or empty.
 
     A random port is tried and, if taken, another (redis-server exits when it cannot bind), so no
     port is picked by binding and releasing it first."""
-    binary = os.environ.get("SHOPCRAWL_REDIS_SERVER") or shutil.which("redis-server")
-    if binary is None:
-        unavailable("no redis-server: apt-get install redis-server (scripts/test.sh does)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    rng = random.Random()
-    for _ in range(20):
-        port = rng.randrange(20000, 60000)
-        args = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        args += ["--dir", str(workdir), "--protected-mode", "yes"]
+
+    def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
+        binary = os.environ.get("SHOPCRAWL_REDIS_SERVER") or shutil.which("redis-server")
+        if binary is None:
+            unavailable("no redis-server: apt-get install redis-server (scripts/test.sh does)")
+        self.binary, self.workdir, self.appendonly = str(binary), workdir, appendonly
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        rng = random.Random()
+        for _ in range(20):
+            self.port = rng.randrange(20000, 60000)
+            if self._start():
+                return
+        unavailable("redis-server did not start on any of 20 ports")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _start(self) -> bool:
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        args += ["--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always"]
+        args += ["--dir", str(self.workdir), "--protected-mode", "yes"]
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if _wait_ready(process, b"Ready to accept connections", START_TIMEOUT):
-            break
+            self.process = process
+            return True
         process.wait(timeout=10)
         assert process.stdout is not None
         process.stdout.close()
-    else:
-        unavailable("redis-server did not start on any of 20 ports")
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save; only what the append-only file holds survives."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+        self.process = None
+
+    def restart(self, *, empty: bool = False) -> None:
+        """Start again on the same port; ``empty`` throws the append-only data away first."""
+        if empty:
+            shutil.rmtree(self.workdir)
+            self.workdir.mkdir(parents=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._start():  # the old socket may linger for a moment
+            assert time.monotonic() < deadline, f"redis-server did not restart on port {self.port}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """Start Debian's redis-server on a free loopback port; yield its redis:// URL."""
+    server = RedisProcess(workdir)
     try:
-        yield f"redis://127.0.0.1:{port}/0"
+        yield server.url
     finally:
-        stop(process)
+        server.stop()
 
 
 def _wait_ready(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> bool:

@@ -54,6 +54,7 @@ class DistributedRun:
         coordinator = self.coordinator
         if coordinator is None:
             return
+        self.check_state(coordinator)
         coordinator.beat()
         coordinator.reclaim_dead()
         engine = self.crawler.engine
@@ -61,11 +62,36 @@ class DistributedRun:
         if slot is not None and slot.closing is None:
             slot.nextcall.schedule()
 
+    def check_state(self, coordinator: RunCoordinator) -> bool:
+        """Notice a Redis that lost the run's state; redo the listing if this worker is the one to.
+        True when the state was lost (the run is far from over)."""
+        state = coordinator.check_state()
+        if state == "ok":
+            return False
+        if state == "recovered":
+            logger.warning(
+                "Redis lost the state of run %s (restarted empty, or failed over to an empty replica): "
+                "redoing its listing under the same run id; items already stored stay stored once",
+                coordinator.run_id,
+            )
+            engine, spider = self.crawler.engine, self.crawler.spider
+            assert engine is not None and spider is not None
+            engine.crawl(spider.restart_listing())  # type: ignore[attr-defined]
+        else:
+            logger.warning(
+                "Redis lost the state of run %s; another worker redoes its listing", coordinator.run_id
+            )
+        return True
+
     def spider_idle(self) -> None:
         coordinator = self.coordinator
         if coordinator is None:
             return
+        if self.check_state(coordinator):
+            raise DontCloseSpider
         coordinator.reclaim_dead()
+        if not coordinator.unacked():  # idle here: any lease of this worker in Redis is an orphan
+            coordinator.requeue_orphans()
         queued, leased = coordinator.pending()
         if queued or leased or coordinator.unacked():
             raise DontCloseSpider

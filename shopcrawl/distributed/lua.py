@@ -12,14 +12,29 @@ end
 return run
 """
 
-# KEYS: meta, workers, heartbeat. ARGV: started_at, worker, ttl ms, run ttl s.
+# KEYS: meta, workers, heartbeat. ARGV: started_at, worker, ttl ms, run ttl s, epoch.
+# Returns {started_at, epoch} of the run (the epoch names this copy of the run's state in Redis).
 REGISTER = """
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
-return redis.call('HGET', KEYS[1], 'started_at')
+return {redis.call('HGET', KEYS[1], 'started_at'), redis.call('HGET', KEYS[1], 'epoch')}
+"""
+
+# KEYS: meta, current. ARGV: run_id, started_at, new epoch, run ttl s, current ttl s.
+# After Redis lost a run's state (restarted without persistence, failed over to an empty replica),
+# the first worker to call this makes the run's state anew and gets {epoch, 1}: it redoes the
+# listing. Later callers get {the epoch it made, 0}.
+RECOVER = """
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch then return {epoch, 0} end
+redis.call('HSET', KEYS[1], 'started_at', ARGV[2], 'epoch', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[5])
+return {ARGV[3], 1}
 """
 
 # KEYS: queue, dupefilter, seq, own leases. ARGV: fingerprint ('' = unfiltered), priority,

@@ -34,6 +34,8 @@ class RunCoordinator:
         self.seller_id = seller_id
         self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.run_id = ""
+        self.started_at = ""
+        self.epoch = ""
         self.keys = K.RunKeys(seller_id, "")
         self._scripts = {name: server.register_script(getattr(lua, name)) for name in _SCRIPTS}
         # lease -> num_iids still to be stored; leases whose callback output is complete
@@ -53,13 +55,38 @@ class RunCoordinator:
         run_id = self._run("JOIN", [current], [proposed_run_id, started_at, self.worker, 0, CURRENT_TTL_S])
         self.run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
         self.keys = K.RunKeys(self.seller_id, self.run_id)
-        started = self._run(
+        self._register(started_at)
+        logger.info("Worker %s joined run %s of seller %s", self.worker, self.run_id, self.seller_id)
+        return self.run_id, self.started_at
+
+    def _register(self, started_at: str) -> None:
+        started, epoch = self._run(
             "REGISTER",
             [self.keys.meta, self.keys.workers, self.keys.heartbeat(self.worker)],
-            [started_at, self.worker, HEARTBEAT_TTL_MS, K.RUN_TTL_SECONDS],
+            [started_at, self.worker, HEARTBEAT_TTL_MS, K.RUN_TTL_SECONDS, secrets.token_hex(8)],
         )
-        logger.info("Worker %s joined run %s of seller %s", self.worker, self.run_id, self.seller_id)
-        return self.run_id, started.decode() if isinstance(started, bytes) else str(started)
+        self.started_at, self.epoch = _text(started), _text(epoch)
+
+    def check_state(self) -> str:
+        """``ok``; or, when Redis lost this run's state: ``recovered`` for the one worker that made the
+        run's state anew (it must redo the listing), ``reset`` for the others. Either way this
+        worker's leases are gone, so it forgets what it was waiting to acknowledge."""
+        if not self.run_id:
+            return "ok"
+        epoch = self.server.hget(self.keys.meta, "epoch")
+        if epoch is not None and _text(epoch) == self.epoch:
+            return "ok"
+        won = 0
+        if epoch is None:
+            keys = [self.keys.meta, K.current_key(self.seller_id)]
+            args = [self.run_id, self.started_at, secrets.token_hex(8), K.RUN_TTL_SECONDS, CURRENT_TTL_S]
+            epoch, won = self._run("RECOVER", keys, args)
+        self._waiting.clear()
+        self._by_item.clear()
+        self._output_done.clear()
+        self._pushed.clear()  # the shared counters are gone: push this worker's totals again
+        self._register(self.started_at)
+        return "recovered" if int(won) else "reset"
 
     def beat(self) -> None:
         pipe = self.server.pipeline(transaction=False)
@@ -78,6 +105,17 @@ class RunCoordinator:
     def pending(self) -> tuple[int, int]:
         queued, leased = self._run("PENDING", [self.keys.workers, self.keys.queue], [self.keys.prefix])
         return int(queued), int(leased)
+
+    def requeue_orphans(self) -> int:
+        """Put back this worker's leases when it holds no request: a lease whose pop reply was lost
+        in a Redis outage was never handed to this worker, and would otherwise block the run's end."""
+        moved = int(
+            self._run("RECLAIM", [self.keys.workers, self.keys.queue], [self.keys.prefix, self.worker])
+        )
+        self.server.sadd(self.keys.workers, self.worker)
+        if moved:
+            logger.warning("Requeued %d leases this worker never received (lost in a Redis outage)", moved)
+        return moved
 
     def leave(self) -> None:
         """Give this worker's unfinished leases back to the queue and deregister."""
@@ -176,4 +214,8 @@ class RunCoordinator:
         return out
 
 
-_SCRIPTS = ("JOIN", "REGISTER", "RECLAIM", "PENDING", "CLAIM")
+_SCRIPTS = ("JOIN", "REGISTER", "RECOVER", "RECLAIM", "PENDING", "CLAIM")
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")

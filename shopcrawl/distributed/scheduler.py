@@ -19,13 +19,13 @@ from typing import Any, Self
 import redis
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
-from scrapy_redis import connection
 from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import Base
 from scrapy_redis.scheduler import Scheduler
 
 from shopcrawl.distributed import keys as K
 from shopcrawl.distributed import lua, serializer
+from shopcrawl.distributed.link import RedisLink
 from shopcrawl.distributed.run import RunCoordinator
 
 logger = logging.getLogger(__name__)
@@ -82,15 +82,9 @@ class LeasedScheduler(Scheduler):
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        server: redis.Redis = connection.from_settings(crawler.settings)  # type: ignore[no-untyped-call]
-        url = crawler.settings.get("REDIS_URL")
-        try:
-            server.ping()
-        except redis.RedisError as exc:
-            from shopcrawl.stores import redact_uri
-
-            raise RuntimeError(f"cannot reach Redis at REDIS_URL={redact_uri(str(url))}: {exc}") from None
-        scheduler = cls(server, crawler, persist=True)
+        link = RedisLink.for_crawler(crawler)
+        assert link is not None, "the leased scheduler needs REDIS_URL"
+        scheduler = cls(link.sync, crawler, persist=True)
         scheduler.stats = crawler.stats
         return scheduler
 

@@ -54,7 +54,7 @@ class ApiErrorsMiddleware:
         assert self.crawler.stats is not None
         self.crawler.stats.inc_value(key)
 
-    def process_response(self, request: Request, response: Response) -> Response | Request:
+    async def process_response(self, request: Request, response: Response) -> Response | Request:
         method = api_method(request)
         if method is None:
             return response
@@ -77,7 +77,7 @@ class ApiErrorsMiddleware:
         self._inc(f"shopcrawl/api/error/{error.code}")
         kind = top.classify(error, max_ban_wait=self.config.max_ban_wait)
         if kind is ErrorClass.BAN:
-            return self._resend_after_ban(request, method, error)
+            return await self._resend_after_ban(request, method, error)
         if kind is ErrorClass.RETRY:
             return self._retry(request, f"api_{error.sub_code or error.code}", error=error)
         if kind is ErrorClass.RECORD:
@@ -127,10 +127,10 @@ class ApiErrorsMiddleware:
         response.error = error
         return response
 
-    def _resend_after_ban(self, request: Request, method: str, error: ApiError) -> Request:
+    async def _resend_after_ban(self, request: Request, method: str, error: ApiError) -> Request:
         seconds = error.ban_seconds or 1
-        fresh = self.bans.remaining(method) <= 0
-        self.bans.ban(method, seconds, app_wide=error.app_wide)
+        fresh = await self.bans.remaining(method) <= 0
+        await self.bans.ban(method, seconds, app_wide=error.app_wide)
         if fresh:
             self._inc("shopcrawl/ban/count")
             logger.info(

@@ -23,13 +23,13 @@ import time
 from collections import deque
 from typing import Self
 
-import redis
 from scrapy import Request
 from scrapy.crawler import Crawler
 
 from shopcrawl.config import ShopcrawlConfig, credentials_from_settings
 from shopcrawl.distributed import keys as K
 from shopcrawl.distributed import lua
+from shopcrawl.distributed.link import RedisLink
 from shopcrawl.http import META_KEY, api_method
 
 logger = logging.getLogger(__name__)
@@ -44,20 +44,21 @@ MAX_WAITS = 10_000  # bound on the wait loop of one request
 class BanBook:
     """The bans in force, by API method (``*`` = the whole app key).
 
-    Locally in monotonic time; with a Redis server, in Redis (shared by all workers)."""
+    Locally in monotonic time; with Redis, in Redis (shared by all workers), through the asyncio
+    client so that no ban check holds the reactor."""
 
-    def __init__(self, server: redis.Redis | None = None, app_key: str = "") -> None:
+    def __init__(self, link: RedisLink | None = None, app_key: str = "") -> None:
         self._until: dict[str, float] = {}
         self.waited_seconds = 0.0
-        self.server = server
+        self.link = link
         self.app_key = app_key
-        self._ban = server.register_script(lua.BAN) if server is not None else None
+        self._ban = link.aio.register_script(lua.BAN) if link is not None else None
 
-    def ban(self, method: str, seconds: float, *, app_wide: bool) -> None:
+    async def ban(self, method: str, seconds: float, *, app_wide: bool) -> None:
         key = ALL_APIS if app_wide else method
         if self._ban is not None:
             # Count each banned second once, however many workers and calls report the ban.
-            added_ms = self._ban(keys=[K.ban_key(self.app_key, key)], args=[int(seconds * 1000)])
+            added_ms = await self._ban(keys=[K.ban_key(self.app_key, key)], args=[int(seconds * 1000)])
             self.waited_seconds += int(added_ms) / 1000
             return
         now = time.monotonic()
@@ -67,9 +68,10 @@ class BanBook:
             self.waited_seconds += until - max(now, current)
             self._until[key] = until
 
-    def remaining(self, method: str) -> float:
-        if self.server is not None:
-            ttls = [self.server.pttl(K.ban_key(self.app_key, m)) for m in (method, ALL_APIS)]
+    async def remaining(self, method: str) -> float:
+        if self.link is not None:
+            keys = [K.ban_key(self.app_key, m) for m in (method, ALL_APIS)]
+            ttls = [await self.link.aio.pttl(key) for key in keys]
             return max(0, *(int(t) for t in ttls)) / 1000
         until = max(self._until.get(method, 0.0), self._until.get(ALL_APIS, 0.0))
         return max(0.0, until - time.monotonic())
@@ -78,12 +80,9 @@ class BanBook:
     def for_crawler(cls, crawler: Crawler) -> BanBook:
         book = getattr(crawler, "_shopcrawl_banbook", None)
         if book is None:
-            url = crawler.settings.get("REDIS_URL")
-            if url:
-                app_key = credentials_from_settings(crawler.settings).app_key
-                book = cls(redis.Redis.from_url(str(url)), app_key)
-            else:
-                book = cls()
+            link = RedisLink.for_crawler(crawler)
+            app_key = credentials_from_settings(crawler.settings).app_key if link is not None else ""
+            book = cls(link, app_key)
             crawler._shopcrawl_banbook = book  # type: ignore[attr-defined]
         return book
 
@@ -97,9 +96,9 @@ class RateLimitMiddleware:
         self.window_cap = max(1, math.floor(config.qps * WINDOW_HEADROOM)) if config.qps else 0
         self._next_slot = 0.0
         self._sent: deque[float] = deque()
-        server = self.bans.server
-        self._throttle = server.register_script(lua.THROTTLE) if server is not None else None
-        self._window = server.register_script(lua.WINDOW) if server is not None else None
+        link = self.bans.link
+        self._throttle = link.aio.register_script(lua.THROTTLE) if link is not None else None
+        self._window = link.aio.register_script(lua.WINDOW) if link is not None else None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -117,7 +116,7 @@ class RateLimitMiddleware:
             return
         # A ban can start, or be extended, while this request waits: loop until none is in force.
         for _ in range(MAX_WAITS):
-            delay = self.bans.remaining(method)
+            delay = await self.bans.remaining(method)
             if delay <= 0:
                 break
             await asyncio.sleep(delay)
@@ -146,7 +145,7 @@ class RateLimitMiddleware:
         keys = [K.gcra_key(app_key), K.ban_key(app_key, method), K.ban_key(app_key, ALL_APIS)]
         keys.append(K.calls_prefix(app_key))
         for _ in range(MAX_WAITS):
-            wait_ms, reserved = self._throttle(keys=keys, args=[self.interval * 1000])
+            wait_ms, reserved = await self._throttle(keys=keys, args=[self.interval * 1000])
             await asyncio.sleep(int(wait_ms) / 1000)
             if int(reserved):
                 break
@@ -155,7 +154,7 @@ class RateLimitMiddleware:
         assert self._window is not None
         member = secrets.token_hex(8)
         for _ in range(MAX_WAITS):
-            wait_ms = int(self._window(keys=[K.window_key(app_key)], args=[self.window_cap, member]))
+            wait_ms = int(await self._window(keys=[K.window_key(app_key)], args=[self.window_cap, member]))
             if not wait_ms:
                 return
             await asyncio.sleep(wait_ms / 1000)

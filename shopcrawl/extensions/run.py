@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any, Self
 
+import redis
 from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.utils.defer import deferred_to_future
@@ -147,6 +148,30 @@ class RunLifecycle:
         self.record = run
         await self.crawler.signals.send_catch_log_async(shopcrawl_signals.run_finished, run=run)
 
+    def _close_shared(
+        self, coordinator: RunCoordinator, counters: dict[str, float]
+    ) -> tuple[dict[str, Any], int | None, int] | None:
+        """For the one worker that closes a distributed run: the summed counters, declared total and
+        items listed. None when the run goes on without this worker."""
+        stats = self.crawler.stats
+        assert stats is not None
+        fatal = stats.get_value(FATAL_STAT)
+        if coordinator.check_state() != "ok":
+            logger.warning("Run %s lost its state in Redis; it is not closed here", coordinator.run_id)
+            return None
+        coordinator.push_counters(counters)
+        queued, leased = coordinator.pending()  # this worker's leases went back at scheduler close
+        if not fatal and (queued or leased):
+            logger.info("Worker leaves run %s with work left for the others", coordinator.run_id)
+            return None
+        if not coordinator.try_close():
+            logger.info("Run %s is closed by another worker", coordinator.run_id)
+            return None
+        shared = dict(coordinator.counters())
+        if fatal:
+            shared[FATAL_STAT] = fatal
+        return shared, coordinator.declared_total(), coordinator.listed_count()
+
     async def _finish(self, reason: str) -> RunRecord | None:
         """The final record written to the store, or None when another worker closes the run."""
         spider: Any = self.crawler.spider
@@ -163,19 +188,18 @@ class RunLifecycle:
                 stats.get_stats(),
             )
         else:
-            coordinator.push_counters(counters)
-            queued, leased = coordinator.pending()  # this worker's leases went back at scheduler close
-            fatal = stats.get_value(FATAL_STAT)
-            if not fatal and (queued or leased):
-                logger.info("Worker leaves run %s with work left for the others", coordinator.run_id)
+            try:
+                closing = self._close_shared(coordinator, counters)
+            except redis.RedisError as exc:
+                logger.error(
+                    "Cannot close run %s without Redis (%s); it stays open for the other workers",
+                    coordinator.run_id,
+                    exc,
+                )
                 return None
-            if not coordinator.try_close():
-                logger.info("Run %s is closed by another worker", coordinator.run_id)
+            if closing is None:
                 return None
-            shared = dict(coordinator.counters())
-            if fatal:
-                shared[FATAL_STAT] = fatal
-            declared, listed = coordinator.declared_total(), coordinator.listed_count()
+            shared, declared, listed = closing
         tally = await deferred_to_future(threads.deferToThread(self.store.tally, spider.run_id))
         run = final_record(
             spider,

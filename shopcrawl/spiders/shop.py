@@ -67,6 +67,10 @@ class ShopSpider(Spider):
     async def start(self) -> AsyncIterator[Request]:
         yield self._listing(window_start=None, page_no=1)
 
+    def restart_listing(self) -> Request:
+        """The listing's first request again, for a run whose shared state Redis lost."""
+        return self._listing(window_start=None, page_no=1)
+
     # -- listing -------------------------------------------------------------------------------
 
     def _listing(self, window_start: str | None, page_no: int) -> Request:
