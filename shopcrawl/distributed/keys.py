@@ -65,5 +65,8 @@ class RunKeys:
 
 # queue: zset of "<lease id>|<json request>" by score; dupefilter: set of fingerprints; workers:
 # set of worker ids; owner: hash num_iid -> listing page that claimed it; meta: hash of run facts;
-# counters: hash of summed worker stats; seq: FIFO counter; closed: set once by the closing worker.
-_RUN_KEYS = frozenset({"queue", "dupefilter", "workers", "owner", "meta", "counters", "seq", "closed"})
+# counters: hash of summed worker stats; done: set of num_iids written to the store (stored or
+# rejected); seq: FIFO counter; closed: set once by the closing worker.
+_RUN_KEYS = frozenset(
+    {"queue", "dupefilter", "workers", "owner", "meta", "counters", "done", "seq", "closed"}
+)

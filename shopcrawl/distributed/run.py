@@ -166,7 +166,7 @@ class RunCoordinator:
         if not self._waiting.get(lease):
             self._ack([lease])
 
-    def stored(self, num_iids: Iterable[int], counters: Mapping[str, float]) -> None:
+    def stored(self, num_iids: list[int], counters: Mapping[str, float]) -> None:
         """Items (or their rejects) are durably in the store: ack the leases now complete."""
         complete = []
         for num_iid in num_iids:
@@ -176,7 +176,7 @@ class RunCoordinator:
                     waiting.discard(num_iid)
                     if not waiting and lease in self._output_done:
                         complete.append(lease)
-        self.push_counters(counters)  # before the acks, so a closed run's counters are final
+        self.push_counters(counters, accounted=num_iids)  # before the acks: a closed run's counters are final
         self._ack(complete)
 
     def _ack(self, leases: list[str]) -> None:
@@ -191,9 +191,14 @@ class RunCoordinator:
 
     # -- counters -------------------------------------------------------------------------------
 
-    def push_counters(self, counters: Mapping[str, float]) -> None:
-        """Add what this worker counted since its last push to the run's shared counters."""
+    def push_counters(self, counters: Mapping[str, float], accounted: Iterable[int] = ()) -> None:
+        """Add what this worker counted since its last push to the run's shared counters, and the
+        items it wrote to the run's set of items accounted for (per item, not per delivery)."""
         pipe = self.server.pipeline(transaction=False)
+        ids = list(accounted)
+        if ids:
+            pipe.sadd(self.keys.done, *ids)
+            pipe.expire(self.keys.done, K.RUN_TTL_SECONDS)
         for key, value in counters.items():
             delta = value - self._pushed.get(key, 0)
             if delta:

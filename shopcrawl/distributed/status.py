@@ -21,7 +21,7 @@ class RunStatus:
     started_at: str
     declared_total: int | None
     listed: int
-    stored: int
+    stored: int  # distinct items written to the store (stored, or rejected with a reason)
     queued: int
     leased: int
     workers_alive: int
@@ -58,7 +58,7 @@ def run_statuses(server: redis.Redis, seller_id: str | None = None) -> list[RunS
                 started_at=meta.get("started_at", ""),
                 declared_total=int(meta["declared_total"]) if "declared_total" in meta else None,
                 listed=int(server.hlen(keys.owner)),
-                stored=int(counters.get("shopcrawl/store/items", 0)),
+                stored=int(server.scard(keys.done)),
                 queued=int(server.zcard(keys.queue)),
                 leased=leased,
                 workers_alive=alive,
