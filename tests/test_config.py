@@ -33,6 +33,7 @@ def test_defaults_are_the_documented_ones():
         progress_interval=5.0,
         store_batch=1000,
         store_flush_seconds=2.0,
+        redis_outage_seconds=60.0,
     )
 
 
@@ -55,6 +56,7 @@ def test_strings_from_the_environment_are_parsed():
         SHOPCRAWL_PROGRESS_INTERVAL="0",
         SHOPCRAWL_STORE_BATCH="100",
         SHOPCRAWL_STORE_FLUSH_SECONDS="0.5",
+        SHOPCRAWL_REDIS_OUTAGE_SECONDS="5",
     )
     assert parsed == ShopcrawlConfig(
         api_url="http://127.0.0.1:8080/router/rest",
@@ -70,6 +72,7 @@ def test_strings_from_the_environment_are_parsed():
         progress_interval=0.0,
         store_batch=100,
         store_flush_seconds=0.5,
+        redis_outage_seconds=5.0,
     )
 
 
@@ -140,6 +143,8 @@ def test_the_page_cap_may_equal_the_page_size_but_not_be_below_it():
         ("SHOPCRAWL_STORE_BATCH", "100001"),
         ("SHOPCRAWL_STORE_FLUSH_SECONDS", "0"),
         ("SHOPCRAWL_STORE_FLUSH_SECONDS", "3601"),
+        ("SHOPCRAWL_REDIS_OUTAGE_SECONDS", "-1"),
+        ("SHOPCRAWL_REDIS_OUTAGE_SECONDS", "soon"),
     ],
 )
 def test_a_bad_value_names_the_setting_and_the_value(name, value):
