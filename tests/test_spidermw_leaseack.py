@@ -73,7 +73,13 @@ def test_a_callback_without_items_acknowledges_its_lease_when_it_ends(crawler):
     assert coordinator.pending() == (0, 0)
 
 
-def test_a_callback_that_fails_midway_leaves_its_lease_for_another_worker(crawler):
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: a callback that raises never calls output_done, so its lease stays in the worker's "
+    "unacked set for good; DistributedRun.spider_idle then raises DontCloseSpider forever and the run "
+    "never ends (single-process Scrapy logs the error and goes on)",
+)
+def test_a_callback_that_fails_midway_does_not_hold_the_run_open(crawler):
     coordinator = crawler._shopcrawl_run
     response = leased_response(crawler)
 
@@ -88,7 +94,7 @@ def test_a_callback_that_fails_midway_leaves_its_lease_for_another_worker(crawle
     with pytest.raises(ValueError, match="bad body"):
         asyncio.run(collect())
     coordinator.stored([1], {})
-    assert coordinator.pending() == (0, 1)
+    assert coordinator.unacked() == 0  # what spider_idle checks before this worker may finish
 
 
 def test_without_a_lease_or_a_run_outputs_pass_through(crawler):
