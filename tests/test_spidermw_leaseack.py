@@ -73,12 +73,6 @@ def test_a_callback_without_items_acknowledges_its_lease_when_it_ends(crawler):
     assert coordinator.pending() == (0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a callback that raises never calls output_done, so its lease stays in the worker's "
-    "unacked set for good; DistributedRun.spider_idle then raises DontCloseSpider forever and the run "
-    "never ends (single-process Scrapy logs the error and goes on)",
-)
 def test_a_callback_that_fails_midway_does_not_hold_the_run_open(crawler):
     coordinator = crawler._shopcrawl_run
     response = leased_response(crawler)

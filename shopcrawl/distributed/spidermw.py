@@ -29,10 +29,14 @@ class LeaseAckMiddleware:
             async for output in result:
                 yield output
             return
-        async for output in result:
-            if isinstance(output, RawTopItem | Reject) and isinstance(output.num_iid, int):
-                coordinator.expect(lease, output.num_iid)
-            yield output
-        # Every request this callback made is queued in Redis by now; its items are on their way
-        # to the store, and the lease is acknowledged when the last of them is written.
-        coordinator.output_done(lease)
+        try:
+            async for output in result:
+                if isinstance(output, RawTopItem | Reject) and isinstance(output.num_iid, int):
+                    coordinator.expect(lease, output.num_iid)
+                yield output
+        finally:
+            # Every request this callback made is queued in Redis by now; its items are on their way
+            # to the store, and the lease is acknowledged when the last of them is written. A callback
+            # that raised is done too (Scrapy logs its error): what it did not produce is missing
+            # from the run's tally, and running it again would fail again.
+            coordinator.output_done(lease)

@@ -72,16 +72,16 @@ class RunLifecycle:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls.for_crawler(crawler)
+        ext = cls.for_crawler(crawler)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
 
     @classmethod
     def for_crawler(cls, crawler: Crawler) -> Self:
-        """The crawl's one instance, shared with the store pipeline (which needs it even if the
-        extension were switched off in EXTENSIONS)."""
+        """The crawl's one instance, shared with the store pipeline."""
         existing = getattr(crawler, "_shopcrawl_lifecycle", None)
         if existing is None:
             existing = cls(crawler)
-            crawler.signals.connect(existing.spider_closed, signal=signals.spider_closed)
             crawler._shopcrawl_lifecycle = existing  # type: ignore[attr-defined]
         return existing
 
