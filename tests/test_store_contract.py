@@ -2,7 +2,8 @@
 read helpers (count_items, iter_items, get_run, observations_for_run, rejects_for_run).
 
 Each test runs on SQLite (a file in tmp_path) and on MongoDB (a database of its own on the test
-MongoDB-wire server). Backend-specific behaviour lives in test_store_sqlite.py / test_store_mongo.py.
+MongoDB-wire server) in each of its item write shapes, ``upsert`` and ``diff``. Backend-specific
+behaviour lives in test_store_sqlite.py / test_store_mongo.py.
 """
 
 from __future__ import annotations
@@ -42,12 +43,13 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["sqlite", "mongodb"])
+@pytest.fixture(params=["sqlite", "mongodb-upsert", "mongodb-diff"])
 def store(request, tmp_path, clock):
     if request.param == "sqlite":
         store = SqliteStore(tmp_path / "shop.db", clock=clock)
-    else:
-        store = MongoStore(request.getfixturevalue("mongo_uri"), clock=clock)
+    else:  # both MongoDB write shapes, whatever the server
+        shape = request.param.removeprefix("mongodb-")
+        store = MongoStore(request.getfixturevalue("mongo_uri"), clock=clock, write_shape=shape)
     store.open()
     yield store
     store.close()

@@ -8,13 +8,18 @@ exact ISO 8601 copy in ``<field>_iso``, which the read helpers return; times the
 truncated to the millisecond. Keys from data are escaped (``shopcrawl.stores.keys``); ``extras`` and
 reject payloads are stored as JSON would hold them, so reads match the SQLite store's.
 
-Writes are unordered ``bulk_write`` batches of at most ``batch_size`` operations: item upserts, and
-inserts for observations and rejects, whose unique indexes make a second insert a duplicate-key
-error that counts as stored. Transient errors are retried with backoff for up to ``retry_seconds``.
+Writes are unordered ``bulk_write`` batches of at most ``batch_size`` operations. Items are written in
+one of two shapes (``write_shape``), both atomic per document, so no interruption can leave a stored item
+absent or change its ``first_seen``: ``upsert`` (one upsert per item; MongoDB) and ``diff`` (new items
+inserted, unchanged ones touched by one ``update_many``, changed ones updated; chosen on FerretDB, whose
+update statements are costly). Observations and rejects are inserts whose unique indexes make a second
+insert a duplicate-key error that counts as stored. Transient errors are retried with backoff for up to
+``retry_seconds``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -26,8 +31,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
+import bson
 from bson.errors import BSONError
-from pymongo import DeleteMany, InsertOne, MongoClient, UpdateOne, monitoring
+from pymongo import InsertOne, MongoClient, UpdateMany, UpdateOne, monitoring
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
@@ -40,7 +46,7 @@ from shopcrawl.stores.sqlite import Observation
 logger = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
-WriteOp = InsertOne[Doc] | UpdateOne | DeleteMany
+WriteOp = InsertOne[Doc] | UpdateOne | UpdateMany
 _R = TypeVar("_R")
 DEFAULT_DATABASE = "shopcrawl"
 # (collection, index name, fields, unique): plain and unique compound indexes, which FerretDB 1.x has.
@@ -55,11 +61,20 @@ INDEXES: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("rejects", "rejects_key", ("run_id", "platform", "seller_id", "num_iid", "reason"), True),
 )
 _DUPLICATE_KEY = 11000
+# FerretDB 1.24 (SQLite) never answers an update command of about 100 statements or more (measured: 80
+# answered, 100 hung with the server idle), so there update statements go at most this many a command.
+FERRETDB_UPDATES_PER_COMMAND = 50
 # Server codes of a write refused because the server is going away or changing role: worth a retry.
 _TRANSIENT_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 _MAX_ATTEMPTS = 1000  # the retry deadline ends the loop long before this
 _UNREADABLE_RETRIES = 5
 _ITEM_TIMES = ("modified", "list_time")
+WRITE_SHAPES = ("auto", "upsert", "diff")
+# A URI query option naming the write shape (for SHOPCRAWL_STORE); removed before pymongo sees the URI.
+SHAPE_OPTION = "shopcrawlWriteShape"
+HASH_FIELD = "content_hash"
+# Item document fields a write sets every time, whatever the content: not part of the content hash.
+_UNHASHED = frozenset({"last_seen", "last_run_id"})
 _ITEM_PLAIN = [f.name for f in fields(ShopItem) if f.name not in {"run_id", "skus", "extras", *_ITEM_TIMES}]
 _RUN_PLAIN = [f.name for f in fields(RunRecord) if f.name not in {"api_calls", "started_at", "finished_at"}]
 _REJECT_PLAIN = [f.name for f in fields(Reject) if f.name != "payload"]
@@ -104,6 +119,28 @@ def item_id(item: ShopItem) -> str:
     return json.dumps(
         [item.platform, item.seller_id, item.num_iid], ensure_ascii=False, separators=(",", ":")
     )
+
+
+def content_hash(doc: Mapping[str, Any]) -> str:
+    """sha256 of an item document's BSON without ``_id``, ``first_seen``, ``last_seen``, ``last_run_id``
+    and the hash itself: equal hashes, equal stored content (field order included)."""
+    skip = _UNHASHED | {"_id", "first_seen", HASH_FIELD}
+    return hashlib.sha256(bson.encode({k: v for k, v in doc.items() if k not in skip})).hexdigest()
+
+
+def _split_shape(uri: str) -> tuple[str, str | None]:
+    """``uri`` without the ``shopcrawlWriteShape`` query option, and that option's value if given."""
+    base, sep, query = uri.partition("?")
+    if not sep:
+        return uri, None
+    kept, shape = [], None
+    for pair in query.split("&"):
+        name, _, value = pair.partition("=")
+        if name.lower() == SHAPE_OPTION.lower():
+            shape = unquote(value)
+        elif pair:
+            kept.append(pair)
+    return (base + ("?" + "&".join(kept) if kept else "")), shape
 
 
 def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], int]:
@@ -205,6 +242,10 @@ class MongoStore:
 
     ``round_trips`` counts the write commands sent; ``escaped_keys`` the data keys escaped in what
     was written. Timeouts given in the URI win over the constructor's.
+
+    ``write_shape`` is how item batches are written: ``"upsert"``, ``"diff"``, or ``"auto"`` (the
+    default, also settable as the URI option ``shopcrawlWriteShape``): ``diff`` when ``buildInfo`` says
+    the server is FerretDB, ``upsert`` otherwise. After ``open()`` the attribute holds the shape in use.
     """
 
     def __init__(
@@ -216,11 +257,21 @@ class MongoStore:
         server_selection_timeout: float = 5.0,
         socket_timeout: float = 120.0,
         clock: Callable[[], datetime] = _utc_now,
+        write_shape: str = "auto",
     ) -> None:
         if batch_size < 1 or retry_seconds < 0:
             raise ValueError("MongoStore: batch_size must be at least 1 and retry_seconds not negative")
         self.name = redact_uri(uri)
         self.batch_size = batch_size
+        uri, from_uri = _split_shape(uri)
+        if write_shape == "auto" and from_uri is not None:
+            write_shape = from_uri
+        if write_shape not in WRITE_SHAPES:
+            shapes = ", ".join(WRITE_SHAPES)
+            raise ValueError(f"MongoStore: write shape {write_shape!r} is not one of {shapes}")
+        self._shape_wanted = write_shape
+        # "upsert" or "diff" once open; until then what was asked for.
+        self.write_shape = write_shape
         self._uri = uri
         password = uri.partition("://")[2].rpartition("@")[0].partition(":")[2]
         self._secrets = sorted({password, unquote(password)} - {""}, key=len, reverse=True)
@@ -235,6 +286,7 @@ class MongoStore:
         self.escaped_keys = 0
         self._client: MongoClient[Doc] | None = None
         self._db: Database[Doc] | None = None
+        self._updates_per_command = batch_size
 
     @property
     def round_trips(self) -> int:
@@ -255,26 +307,60 @@ class MongoStore:
                 db.command("ping")
                 for collection, index, keys, unique in INDEXES:
                     db[collection].create_index([(k, 1) for k in keys], name=index, unique=unique)
+                ferretdb, version = self._server_kind(db)
+                shape, why = self._pick_shape(ferretdb, version)
             except (PyMongoError, ValueError) as exc:
                 if client is not None:
                     client.close()
                 leaks = any(secret in str(exc) for secret in self._secrets)
                 raise self._error("cannot open the store", exc) from (None if leaks else exc)
-            self._client, self._db = client, db
+            self._client, self._db, self.write_shape = client, db, shape
+            self._updates_per_command = self.batch_size
+            if ferretdb:
+                self._updates_per_command = min(self.batch_size, FERRETDB_UPDATES_PER_COMMAND)
         logger.info("Opened MongoDB store %s (database %s)", self.name, db.name)
+        logger.info("MongoDB store %s: items are written in the %r shape: %s", self.name, shape, why)
+
+    def _server_kind(self, db: Database[Doc]) -> tuple[bool, str]:
+        """(FerretDB?, version text) from ``buildInfo``: FerretDB's reply carries ``ferretdb*`` fields
+        (1.x: ``ferretdbVersion``, ``ferretdbFeatures``)."""
+        try:
+            info = db.client.admin.command("buildInfo")
+        except OperationFailure as exc:  # refused (a restricted user): MongoDB, not FerretDB
+            return False, f"unknown (buildInfo refused: {self._reason(exc)})"
+        ferret = sorted(key for key in info if key.lower().startswith("ferretdb"))
+        if ferret:
+            return True, f"FerretDB {info.get('ferretdbVersion', '?')} (buildInfo has {', '.join(ferret)})"
+        return False, f"MongoDB {info.get('version', '?')}"
+
+    def _pick_shape(self, ferretdb: bool, version: str) -> tuple[str, str]:
+        """The write shape to use and why: the one asked for, else ``diff`` on FerretDB."""
+        if self._shape_wanted != "auto":
+            return self._shape_wanted, f"asked for; the server is {version}"
+        if ferretdb:
+            return "diff", (
+                f"the server is {version}, whose upserts cost a collection scan each: new items"
+                " are inserted, unchanged ones share one update_many"
+            )
+        return "upsert", f"the server is {version}"
 
     def start_run(self, run: RunRecord) -> None:
         self._bulk("runs", [InsertOne(_run_doc(run))], f"start run {run.run_id}")
 
     def write_items(self, items: Sequence[ShopItem]) -> None:
-        """Replace the batch's item documents (first_seen carried over) and insert its observations.
+        """Write the batch's item documents and insert its observations.
 
-        An item batch is three commands whatever its size: find the existing documents by ``_id``,
-        delete them, insert the new ones. Per-document upserts would be the obvious way, but
-        FerretDB 1.x (SQLite) spends time in proportion to the collection on every update
-        statement (170 ms each at 20,000 items), while a find, a delete or an insert by ``_id``
-        costs one pass per command. The batch is idempotent: if it fails midway, writing it again
-        (the pipeline keeps it) leaves the store as one successful write would."""
+        Every command is atomic per document and no stored item is ever deleted, so an interruption
+        between any two (a crash, a kill, a lost connection) leaves every stored item present with its
+        ``first_seen``; writing the batch again (the pipeline keeps it) completes it. Each document holds
+        ``content_hash`` (``content_hash()``), whichever the shape, so the shapes can share a database.
+
+        ``upsert``: one unordered ``bulk_write`` of ``UpdateOne(upsert=True)``: ``$set`` every field but
+        ``first_seen``, ``$setOnInsert`` ``first_seen``. Two commands per ``batch_size`` items.
+
+        ``diff``: a ``find`` of the stored hashes, an ``insert`` of the new items, one ``update_many``
+        of ``last_seen``/``last_run_id`` for the unchanged ones (per run id), an upsert of each changed
+        one, then the observations: at most five commands per ``batch_size`` items of one run."""
         now = self._now()
         docs: dict[str, Doc] = {}
         observation_ops: list[WriteOp] = []
@@ -287,23 +373,48 @@ class MongoStore:
         if not docs:
             return
         what = f"write {len(docs)} items"
+        try:
+            for doc in docs.values():
+                doc[HASH_FIELD] = content_hash(doc)
+        except (BSONError, OverflowError) as exc:  # a value BSON cannot hold
+            raise self._error(f"{what} failed", exc) from exc
+        self._database()  # not open: StoreError before the shape is looked at
         ids = list(docs)
         for start in range(0, len(ids), self.batch_size):
             chunk = ids[start : start + self.batch_size]
-            first_seen = self._existing(chunk, what)
-            if first_seen:
-                self._bulk("items", [DeleteMany({"_id": {"$in": list(first_seen)}})], what)
-            inserts: list[WriteOp] = [
-                InsertOne({"_id": i, **docs[i], "first_seen": first_seen.get(i, now)}) for i in chunk
-            ]
-            duplicates = [chunk[n] for n in self._send("items", inserts, what)]
-            # A duplicate _id is a concurrent writer that stored the item just now; a duplicate with no
-            # such _id is another document holding the item's natural key.
-            if duplicates and len(self._existing(duplicates, what)) < len(duplicates):
-                reason = "an item collides on a unique index with a document of another _id"
-                raise StoreError(f"MongoDB store {self.name}: {what} failed: {reason}")
+            if self.write_shape == "diff":
+                self._write_diff(chunk, docs, now, what)
+            else:
+                self._upsert(chunk, docs, now, what)
         self._bulk("observations", observation_ops, what)
         self._count_escaped(escaped)
+
+    def _upsert(self, ids: list[str], docs: Mapping[str, Doc], now: datetime, what: str) -> None:
+        """One upsert per item; a duplicate key (two writers inserting at once) is sent once more."""
+        ops: list[WriteOp] = [
+            UpdateOne({"_id": i}, {"$set": docs[i], "$setOnInsert": {"first_seen": now}}, upsert=True)
+            for i in ids
+        ]
+        self._bulk("items", ops, what, resend_duplicates=True, per_command=self._updates_per_command)
+
+    def _write_diff(self, ids: list[str], docs: Mapping[str, Doc], now: datetime, what: str) -> None:
+        stored = self._stored_hashes(ids, what)
+        new = [i for i in ids if i not in stored]
+        changed = [i for i in ids if i in stored and stored[i] != docs[i][HASH_FIELD]]
+        unchanged: dict[str, list[str]] = {}
+        for i in ids:
+            if i in stored and stored[i] == docs[i][HASH_FIELD]:
+                unchanged.setdefault(docs[i]["last_run_id"], []).append(i)
+        if new:
+            inserts: list[WriteOp] = [InsertOne({"_id": i, **docs[i], "first_seen": now}) for i in new]
+            # A duplicate key: another writer inserted the item since the find. Update it instead.
+            changed += [new[n] for n in self._send("items", inserts, what)[0]]
+        for run_id, same in unchanged.items():
+            touch = UpdateMany({"_id": {"$in": same}}, {"$set": {"last_seen": now, "last_run_id": run_id}})
+            if self._send("items", [touch], what)[1] < len(same):
+                changed += same  # one was deleted since the find: upserting them all puts it back
+        if changed:
+            self._upsert(changed, docs, now, what)
 
     def write_rejects(self, rejects: Sequence[Reject]) -> None:
         now, ops, escaped = self._now(), list[WriteOp](), 0
@@ -393,28 +504,39 @@ class MongoStore:
 
     # Internals.
 
-    def _bulk(self, name: str, ops: list[WriteOp], what: str, *, resend_duplicates: bool = False) -> None:
+    def _bulk(
+        self,
+        name: str,
+        ops: list[WriteOp],
+        what: str,
+        *,
+        resend_duplicates: bool = False,
+        per_command: int | None = None,
+    ) -> None:
         """Send ``ops`` in unordered batches. A duplicate key means another writer (or an earlier try)
         stored the document first: an insert is then done. ``resend_duplicates`` sends such upserts
         once more, now that the document exists, so their ``$set`` is applied; if one collides again,
-        the colliding document is not the one its filter names: StoreError."""
-        for start in range(0, len(ops), self.batch_size):
-            batch = ops[start : start + self.batch_size]
-            duplicates = self._send(name, batch, what)
+        the colliding document is not the one its filter names: StoreError. ``per_command`` (default
+        ``batch_size``) caps the operations a command holds."""
+        size = per_command or self.batch_size
+        for start in range(0, len(ops), size):
+            batch = ops[start : start + size]
+            duplicates = self._send(name, batch, what)[0]
             if duplicates and resend_duplicates:
                 logger.debug("MongoDB store %s: %s: resending %d upserts", self.name, what, len(duplicates))
-                if self._send(name, [batch[i] for i in duplicates], what):  # not a race: another document
+                if self._send(name, [batch[i] for i in duplicates], what)[0]:  # not a race: another document
                     reason = "an upsert collides on a unique index with a document of another _id"
                     raise StoreError(f"MongoDB store {self.name}: {what} failed: {reason}")
 
-    def _send(self, name: str, batch: list[WriteOp], what: str) -> list[int]:
+    def _send(self, name: str, batch: list[WriteOp], what: str) -> tuple[list[int], int]:
         """One ``bulk_write``, retried while the failure is transient and time is left; returns the
-        indexes of the operations that hit a duplicate key. Any other failure raises StoreError."""
+        indexes of the operations that hit a duplicate key, and the number of documents the updates
+        matched. Any other failure raises StoreError."""
         deadline, unreadable = time.monotonic() + self._retry_seconds, 0
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                self._database()[name].bulk_write(batch, ordered=False)
-                return []
+                result = self._database()[name].bulk_write(batch, ordered=False)
+                return [], result.matched_count
             except KeyError as exc:
                 # FerretDB 1.x answers an update command with a refused write (a raced upsert's duplicate
                 # key) without "nModified", which pymongo cannot read. The batch is idempotent: resend.
@@ -425,7 +547,7 @@ class MongoStore:
             except BulkWriteError as exc:
                 duplicates, others = _write_errors(exc.details)
                 if not others:
-                    return duplicates
+                    return duplicates, int(exc.details.get("nMatched") or 0)
                 if not _is_transient(exc, others):
                     raise self._error(f"{what} failed", exc) from exc
                 error = exc
@@ -452,15 +574,16 @@ class MongoStore:
         )
         time.sleep(delay)
 
-    def _existing(self, ids: list[str], what: str) -> dict[str, Any]:
-        """first_seen of the items among ``ids`` already stored; transient errors are retried."""
+    def _stored_hashes(self, ids: list[str], what: str) -> dict[str, str | None]:
+        """``content_hash`` of the items among ``ids`` already stored (None if a document has none, as
+        one written before hashes were); transient errors are retried."""
         deadline = time.monotonic() + self._retry_seconds
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
                 cursor = self._database().items.find(
-                    {"_id": {"$in": ids}}, {"first_seen": 1}, batch_size=len(ids) + 1
+                    {"_id": {"$in": ids}}, {HASH_FIELD: 1}, batch_size=len(ids) + 1
                 )  # one batch larger than the answer: no getMore round trip
-                return {d["_id"]: d["first_seen"] for d in cursor}
+                return {d["_id"]: d.get(HASH_FIELD) for d in cursor}
             except PyMongoError as exc:
                 if not _is_transient(exc):
                     raise self._error(f"{what} failed", exc) from exc
