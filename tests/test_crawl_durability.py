@@ -106,7 +106,7 @@ def test_a_signal_mid_crawl_ends_interrupted_with_the_true_coverage(sandbox_fact
     assert f"{2000 - distinct:,} declared items not accounted for" in summary and reason in summary
 
 
-@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("backend", ["sqlite", "mongodb"])
 def test_sigkill_at_random_moments_loses_nothing(sandbox_factory, tmp_path, request, backend):
     """10 SIGKILLs during the writes of a crawl over a stored 5,000-item shop: no stored item goes
     missing or gets a new first_seen, the killed runs end up abandoned, and a re-run is exact."""
