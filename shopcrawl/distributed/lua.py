@@ -134,18 +134,32 @@ end
 return 0
 """
 
-# KEYS: send window (zset of send times). ARGV: cap, unique member. The last check before a call
-# goes out: at most `cap` calls in any 1-second window of Redis time, whatever delays a worker's
-# event loop put between its GCRA slot and its send. Returns ms to wait (0: recorded, send now).
+# KEYS: send window (zset: member = one call, score = when it is known to have left, in ms of Redis
+# time). ARGV: cap, unique member, longest time (ms) a call may stay in flight. The last check
+# before a call goes out: a call counts from its approval until 1 s after its response came back
+# (DONE), so at most `cap` calls can reach the API in any 1-second window, whatever delays an event
+# loop or a busy machine put between the approval and the bytes on the wire (the API sees each call
+# between the two). Until DONE, a call's score is its approval plus ARGV[3] (a worker that died
+# with calls in flight holds their slots no longer). Returns ms to wait (0: recorded, send now).
 WINDOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1000)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return math.ceil(tonumber(oldest[2]) + 1000 - now) + 1
+  local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+  return math.ceil(math.min(oldest, now) + 1000 - now) + 1
 end
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], 2000)
+local inflight = tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], now + inflight, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], math.ceil(inflight) + 2000)
+return 0
+"""
+
+# KEYS: send window. ARGV: member, how long ago (ms) its response (or error) came back. The call
+# counts until 1 s after that; a member no longer in the window is not added back.
+DONE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+redis.call('ZADD', KEYS[1], 'XX', now - tonumber(ARGV[2]), ARGV[1])
 return 0
 """

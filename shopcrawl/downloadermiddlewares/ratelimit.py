@@ -9,8 +9,13 @@ Redis: the limit is a GCRA over Redis server time, per app key, and a ban seen b
 pauses all of them. ``SHOPCRAWL_QPS`` is then the limit across all workers.
 
 Calls are spaced at 95% of the limit (GCRA), and a last check right before each send caps any
-1-second window at 94% of it: a worker whose event loop was held up past its slot waits for
-the window instead of sending in a burst.
+1-second window: a worker whose event loop was held up past its slot waits for the window instead
+of sending in a burst. Locally the window holds send times, capped at 94% of the limit. With
+Redis it holds each call from its approval until 1 s after its answer (capped at 98%): the
+approval is asynchronous, so the bytes may leave a while after it (the reply waiting in a busy
+event loop, a GC pass, the GIL held by the store's writer thread, a descheduled process), and the
+API sees each call between its approval and its answer. Counting it over that whole span bounds
+every 1-second window at the API, whatever those delays.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import secrets
 import time
 from collections import deque
 from typing import Self
+from weakref import WeakKeyDictionary
 
 from scrapy import Request
 from scrapy.crawler import Crawler
+from scrapy.http import Response
 
 from shopcrawl.config import ShopcrawlConfig, credentials_from_settings
 from shopcrawl.distributed import keys as K
@@ -37,8 +44,12 @@ logger = logging.getLogger(__name__)
 ALL_APIS = "*"
 NOT_BEFORE = "not_before"  # key in request.meta[META_KEY]: the unix time a retry may go out
 QPS_HEADROOM = 0.95  # GCRA spacing, as a share of SHOPCRAWL_QPS
-WINDOW_HEADROOM = 0.94  # hard cap of any 1-second window, as a share of SHOPCRAWL_QPS
+WINDOW_HEADROOM = 0.94  # hard cap of any 1-second window of send times (one worker), as a share of QPS
+# With Redis, the window holds each call from its approval until its answer, a bound on when the API
+# can have seen it whatever the delays; it needs no headroom for them, only for the API's rounding.
+SHARED_WINDOW_HEADROOM = 0.98
 MAX_WAITS = 10_000  # bound on the wait loop of one request
+IN_FLIGHT_MARGIN = 5.0  # s past DOWNLOAD_TIMEOUT after which a call never reported back stops counting
 
 
 class BanBook:
@@ -93,12 +104,18 @@ class RateLimitMiddleware:
         config = ShopcrawlConfig.from_settings(crawler.settings)
         self.bans = BanBook.for_crawler(crawler)
         self.interval = 1.0 / (config.qps * QPS_HEADROOM) if config.qps else 0.0
-        self.window_cap = max(1, math.floor(config.qps * WINDOW_HEADROOM)) if config.qps else 0
+        headroom = WINDOW_HEADROOM if self.bans.link is None else SHARED_WINDOW_HEADROOM
+        self.window_cap = max(1, math.floor(config.qps * headroom)) if config.qps else 0
         self._next_slot = 0.0
         self._sent: deque[float] = deque()
         link = self.bans.link
         self._throttle = link.aio.register_script(lua.THROTTLE) if link is not None else None
         self._window = link.aio.register_script(lua.WINDOW) if link is not None else None
+        self._done = link.aio.register_script(lua.DONE) if link is not None else None
+        timeout = crawler.settings.getfloat("DOWNLOAD_TIMEOUT", 180)
+        self.in_flight_ms = int((timeout + IN_FLIGHT_MARGIN) * 1000)
+        self._in_flight: WeakKeyDictionary[Request, str] = WeakKeyDictionary()  # request -> member
+        self._reports: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -112,7 +129,7 @@ class RateLimitMiddleware:
         if not_before is not None:
             await asyncio.sleep(max(0.0, not_before - time.time()))
         if self._throttle is not None:
-            await self._shared_slot(method)
+            await self._shared_slot(request, method)
             return
         # A ban can start, or be extended, while this request waits: loop until none is in force.
         for _ in range(MAX_WAITS):
@@ -138,7 +155,34 @@ class RateLimitMiddleware:
                 return
             await asyncio.sleep(self._sent[0] + 1.0 - now + 0.001)
 
-    async def _shared_slot(self, method: str) -> None:
+    def process_response(self, request: Request, response: Response) -> Response:
+        self._landed(request)
+        return response
+
+    def process_exception(self, request: Request, exception: Exception) -> None:
+        self._landed(request)
+
+    def _landed(self, request: Request) -> None:
+        """The call's answer (or error) is in: from now it counts in the shared window for 1 s.
+
+        Reported in the background, so the response never waits for Redis; the report carries how
+        long ago (this worker's clock) the answer came, so a busy event loop does not lengthen it."""
+        member = self._in_flight.pop(request, None)
+        if member is None or self._done is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._report(member, time.monotonic()))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _report(self, member: str, landed: float) -> None:
+        assert self._done is not None
+        age_ms = int((time.monotonic() - landed) * 1000)
+        try:
+            await self._done(keys=[K.window_key(self.bans.app_key)], args=[member, age_ms])
+        except Exception as exc:  # the call keeps counting until its in-flight limit: safe, only slower
+            logger.debug("could not report a call's answer to the shared window: %s", exc)
+
+    async def _shared_slot(self, request: Request, method: str) -> None:
         """Wait out shared bans, then take this app key's next send slot (GCRA in Redis)."""
         assert self._throttle is not None
         app_key = self.bans.app_key
@@ -149,12 +193,17 @@ class RateLimitMiddleware:
             await asyncio.sleep(int(wait_ms) / 1000)
             if int(reserved):
                 break
-        if not self.window_cap:
-            return
+        if self.window_cap:
+            await self._shared_window(request, app_key)
+
+    async def _shared_window(self, request: Request, app_key: str) -> None:
+        """The last check: a place in the shared 1-second window, held until the answer is in."""
         assert self._window is not None
         member = secrets.token_hex(8)
+        args: list[int | str] = [self.window_cap, member, self.in_flight_ms]
         for _ in range(MAX_WAITS):
-            wait_ms = int(await self._window(keys=[K.window_key(app_key)], args=[self.window_cap, member]))
+            wait_ms = int(await self._window(keys=[K.window_key(app_key)], args=args))
             if not wait_ms:
+                self._in_flight[request] = member
                 return
             await asyncio.sleep(wait_ms / 1000)

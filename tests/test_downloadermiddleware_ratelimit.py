@@ -1,0 +1,221 @@
+"""RateLimitMiddleware called directly: spacing, the 1-second window cap, bans, retry times, and the
+re-stamping of an approval seen too late. Every wait is bounded; timings are only asserted from below
+(a busy machine makes calls later, never earlier)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import redis
+from scrapy import Request
+from scrapy.http import TextResponse
+from scrapy.utils.test import get_crawler
+
+from shopcrawl.distributed import lua
+from shopcrawl.downloadermiddlewares import ratelimit
+from shopcrawl.downloadermiddlewares.ratelimit import NOT_BEFORE, RateLimitMiddleware
+from shopcrawl.http import META_KEY, api_request
+from shopcrawl.platforms import top
+
+URL = "http://127.0.0.1:1/router/rest"
+SLACK = 0.002  # timer granularity: asyncio may wake a hair before the ms it was asked for
+
+
+def mw(qps: float = 50) -> RateLimitMiddleware:
+    return RateLimitMiddleware.from_crawler(get_crawler(settings_dict={"SHOPCRAWL_QPS": qps}))
+
+
+def call(method: str = top.DETAIL_METHOD) -> Request:
+    return api_request(URL, method, {"num_iids": "1"}, callback=None, meta={})
+
+
+def run(coro, timeout: float = 10):
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+def test_calls_are_spaced_at_95_percent_of_the_limit():
+    limiter = mw(50)
+    interval = 1 / (50 * 0.95)
+
+    async def main() -> list[float]:
+        start = time.monotonic()
+        done: list[float] = []
+
+        async def one() -> None:
+            await limiter.process_request(call())
+            done.append(time.monotonic() - start)
+
+        await asyncio.gather(*(one() for _ in range(10)))
+        return sorted(done)
+
+    done = run(main())
+    for n, at in enumerate(done):
+        assert at >= n * interval - SLACK, (n, at)
+
+
+def test_no_limit_and_non_api_requests_pass_at_once():
+    async def main() -> float:
+        start = time.monotonic()
+        unlimited = mw(0)
+        for _ in range(200):
+            await unlimited.process_request(call())
+        await mw(1).process_request(Request("http://127.0.0.1:1/other"))
+        return time.monotonic() - start
+
+    assert run(main()) < 5  # nothing slept: 200 calls at 1/s would take minutes
+
+
+def test_no_1_second_window_holds_more_than_94_percent_of_the_limit():
+    limiter = mw(50)
+    assert limiter.window_cap == 47
+
+    async def main() -> float:
+        now = time.monotonic()
+        limiter._sent.extend([now - 0.9] * 47)  # a full window whose calls expire 0.1 s from now
+        start = time.monotonic()
+        await limiter._local_window()
+        return time.monotonic() - start
+
+    waited = run(main())
+    assert waited >= 0.1 - 0.01 - SLACK
+    assert len(limiter._sent) == 1  # the 47 old sends left the window; this one is recorded
+
+
+def test_a_ban_is_waited_out_for_its_api_and_an_app_wide_ban_for_all():
+    limiter = mw(0)
+
+    async def timed(method: str) -> float:
+        start = time.monotonic()
+        await limiter.process_request(call(method))
+        return time.monotonic() - start
+
+    async def main() -> tuple[float, float, float]:
+        await limiter.bans.ban(top.DETAIL_METHOD, 0.3, app_wide=False)
+        other = await timed(top.LISTING_METHOD)
+        banned = await timed(top.DETAIL_METHOD)
+        await limiter.bans.ban(top.DETAIL_METHOD, 0.2, app_wide=True)
+        app_wide = await timed(top.LISTING_METHOD)
+        return other, banned, app_wide
+
+    other, banned, app_wide = run(main())
+    assert other < 0.25  # a ban on one API does not stop another
+    assert banned >= 0.3 - other - SLACK
+    assert app_wide >= 0.2 - SLACK
+    assert limiter.bans.waited_seconds == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_retry_waits_for_its_not_before_time():
+    limiter = mw(0)
+    request = call()
+    request.meta[META_KEY][NOT_BEFORE] = time.time() + 0.2
+
+    async def main() -> float:
+        start = time.monotonic()
+        await limiter.process_request(request)
+        return time.monotonic() - start
+
+    assert run(main()) >= 0.2 - SLACK
+    assert NOT_BEFORE not in request.meta[META_KEY]  # used once: a later retry sets its own
+
+
+class FakeScripts:
+    """The WINDOW and DONE scripts as the middleware sees them (Redis mode without a Redis)."""
+
+    def __init__(self, waits: tuple[int, ...] = ()) -> None:
+        self.waits = list(waits)
+        self.asked: list[list[object]] = []
+        self.done: list[str] = []
+
+    async def window(self, keys: list[str], args: list[object]) -> int:
+        self.asked.append(args)
+        return self.waits.pop(0) if self.waits else 0
+
+    async def landed(self, keys: list[str], args: list[object]) -> int:
+        self.done.append(str(args[0]))
+        return 0
+
+
+def shared(scripts: FakeScripts) -> RateLimitMiddleware:
+    limiter = mw(50)
+    limiter._window = scripts.window  # type: ignore[assignment]
+    limiter._done = scripts.landed  # type: ignore[assignment]
+    return limiter
+
+
+def test_an_approved_call_counts_until_its_answer_is_in():
+    scripts = FakeScripts()
+    limiter = shared(scripts)
+    request, other = call(), call()
+
+    async def main() -> None:
+        await limiter._shared_window(request, "app")
+        assert scripts.done == []  # in flight: it counts as leaving now, whenever it really leaves
+        limiter.process_response(request, TextResponse(URL, body=b"{}"))
+        limiter.process_response(other, TextResponse(URL, body=b"{}"))  # never approved here
+        limiter.process_response(request, TextResponse(URL, body=b"{}"))  # reported once
+        await asyncio.gather(*limiter._reports)  # reported in the background: no response waits
+
+    run(main())
+    cap, member, in_flight_ms = scripts.asked[0]
+    assert cap == 47 and scripts.done == [member]
+    assert in_flight_ms == (180 + ratelimit.IN_FLIGHT_MARGIN) * 1000  # DOWNLOAD_TIMEOUT + margin
+
+
+def test_a_failed_call_also_reports_back():
+    scripts = FakeScripts()
+    limiter = shared(scripts)
+    request = call()
+
+    async def main() -> None:
+        await limiter._shared_window(request, "app")
+        limiter.process_exception(request, TimeoutError())
+        await asyncio.gather(*limiter._reports)
+
+    run(main())
+    assert scripts.done == [scripts.asked[0][1]]
+
+
+def test_a_full_window_is_waited_for():
+    scripts = FakeScripts(waits=(40, 0))
+    limiter = shared(scripts)
+    start = time.monotonic()
+    run(limiter._shared_window(call(), "app"))
+    assert time.monotonic() - start >= 0.04 - SLACK
+    assert len(scripts.asked) == 2 and scripts.asked[0][1] == scripts.asked[1][1]
+
+
+def test_the_window_counts_calls_in_flight_and_for_1_s_after_their_answer(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    window, done = client.register_script(lua.WINDOW), client.register_script(lua.DONE)
+    key = "t:window"
+
+    def now_ms() -> float:
+        seconds, micros = client.time()
+        return seconds * 1000 + micros / 1000
+
+    try:
+        assert window(keys=[key], args=[2, "a", 30_000]) == 0
+        assert window(keys=[key], args=[2, "b", 30_000]) == 0
+        # Both in flight: however late they leave, a third call may not go before 1 s after the
+        # first answer.
+        assert window(keys=[key], args=[2, "c", 30_000]) >= 1000
+        done(keys=[key], args=["a", 0])
+        assert 990 <= window(keys=[key], args=[2, "c", 30_000]) <= 1002  # a counts 1 s more
+        assert client.zscore(key, "c") is None  # a call that must wait is not recorded
+        done(keys=[key], args=["a", 600])  # reported late: a answered 600 ms ago
+        assert 390 <= window(keys=[key], args=[2, "c", 30_000]) <= 402  # waits for a to leave
+        done(keys=[key], args=["a", 1001])  # a answered just over 1 s ago (reported late)
+        assert window(keys=[key], args=[2, "c", 30_000]) == 0
+        assert client.zcard(key) == 2  # a left the window, c took its place
+        done(keys=[key], args=["gone", 0])  # an answer for a call no longer counted adds nothing
+        assert client.zscore(key, "gone") is None
+        # A call never reported back (its worker died) stops counting after its in-flight limit.
+        client.zadd(key, {"b": now_ms() - 1001, "c": now_ms() - 1001})
+        assert window(keys=[key], args=[2, "d", 50]) == 0
+        client.zadd(key, {"d": now_ms() + 50 - 1001})
+        assert window(keys=[key], args=[2, "e", 50]) == 0
+    finally:
+        client.delete(key)
+        client.close()
