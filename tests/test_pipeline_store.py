@@ -187,3 +187,12 @@ def test_a_batch_that_cannot_be_written_by_the_close_is_reported(tmp_path, caplo
 def test_a_bad_batch_size_is_refused_naming_the_setting(tmp_path, batch):
     with pytest.raises(ValueError, match="SHOPCRAWL_STORE_BATCH"):
         StorePipeline.from_crawler(make_crawler(tmp_path, SHOPCRAWL_STORE_BATCH=batch))
+
+
+def test_items_that_piled_up_during_a_slow_write_go_out_in_batches_of_the_set_size(tmp_path):
+    crawler, pipeline = open_pipeline(tmp_path, SHOPCRAWL_STORE_BATCH=4)
+    pipeline.items = [make_item(n, run_id=RUN) for n in range(1, 11)]  # what arrived meanwhile
+    run_in_reactor(pipeline.flush)
+    assert crawler.stats.get_value("shopcrawl/store/flushes") == 3  # 4 + 4 + 2, not one write of 10
+    assert pipeline.items == [] and stored_ids(tmp_path) == list(range(1, 11))
+    close(pipeline)

@@ -72,19 +72,24 @@ class StorePipeline:
             self._lock.release()
 
     async def _flush(self) -> None:
-        items, rejects = self.items, self.rejects
-        if not items and not rejects:
-            return
-        self.items, self.rejects = [], []
+        # Items arrive while a slow write holds the lock: write what piled up in batches of at most
+        # SHOPCRAWL_STORE_BATCH, so no single write grows with the store's slowness.
+        while self.items or self.rejects:
+            if not await self._write_batch():
+                return
+
+    async def _write_batch(self) -> bool:
+        size = self.config.store_batch
+        items, rejects = self.items[:size], self.rejects[: max(0, size - len(self.items))]
+        del self.items[: len(items)], self.rejects[: len(rejects)]
         try:
             await deferred_to_future(threads.deferToThread(self._write, items, rejects))
         except Exception as exc:
             # Keep the batch: it is written by the next flush, or reported as lost at close.
             self.items[:0], self.rejects[:0] = items, rejects
-            self._fail(
-                f"store write failed ({exc}); {len(items)} items and {len(rejects)} rejects not stored"
-            )
-            return
+            left = f"{len(self.items)} items and {len(self.rejects)} rejects"
+            self._fail(f"store write failed ({exc}); {left} not stored")
+            return False
         stats = self.crawler.stats
         assert stats is not None
         stats.inc_value("shopcrawl/store/items", len(items))
@@ -97,6 +102,7 @@ class StorePipeline:
         if coordinator is not None:
             stored = [i.num_iid for i in items] + [r.num_iid for r in rejects if r.num_iid is not None]
             coordinator.stored(stored, worker_counters(self.crawler))
+        return True
 
     def _write(self, items: list[ShopItem], rejects: list[Reject]) -> None:
         assert self.store is not None
