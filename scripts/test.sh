@@ -20,7 +20,9 @@ fi
 .venv/bin/ruff format --check shopcrawl tests benchmarks
 .venv/bin/mypy
 status=0
-.venv/bin/pytest "$@" || status=$?
+# Two test processes, a test file each at a time: most tests wait on crawls in subprocesses, and the
+# MongoDB SIGKILL test (about 2 minutes on the FerretDB test server) runs beside the rest.
+.venv/bin/pytest -n 2 --dist loadfile "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: failing" >&2
     exit 1

@@ -22,8 +22,8 @@ def _bad_keys(value, path="") -> list[str]:
 
 
 def test_a_crawl_and_an_identical_second_one(sandbox_factory, tmp_path, mongo_uri):
-    """3,000 items, twice; benchmarks/mongo_store.py measures 20,000."""
-    sandbox = sandbox_factory("--items", "3000", "--seed", "53")
+    """1,500 items, twice; benchmarks/mongo_store.py measures 20,000."""
+    sandbox = sandbox_factory("--items", "1500", "--seed", "53")
     shop = sandbox.shop()
     skus = sum(max(1, len(item.get("skus") or [])) for item in shop)
     env = {"SHOPCRAWL_STORE": mongo_uri}
@@ -32,19 +32,19 @@ def test_a_crawl_and_an_identical_second_one(sandbox_factory, tmp_path, mongo_ur
     client = pymongo.MongoClient(mongo_uri)
     try:
         db = client.get_default_database()
-        assert db.items.count_documents({}) == 3000
+        assert db.items.count_documents({}) == 1500
         assert db.items.count_documents({"skus.0": {"$exists": True}}) == sum(
             1 for i in shop if i.get("skus")
         )
         (run,) = db.runs.find()
-        assert (run["status"], run["coverage"], run["items_stored"]) == ("complete", 1.0, 3000)
+        assert (run["status"], run["coverage"], run["items_stored"]) == ("complete", 1.0, 1500)
         assert db.observations.count_documents({"run_id": run["run_id"]}) == skus
         price = {i["num_iid"]: i["price"] for i in shop}
         sample = db.items.find({}, {"num_iid": 1, "price": 1, "price_fen": 1}).limit(500)
         assert all(d["price"] == price[d["num_iid"]] and isinstance(d["price_fen"], int) for d in sample)
         second = crawl(sandbox.url, tmp_path, env=env, timeout=600)
         assert second.returncode == 0, second.stderr
-        assert db.items.count_documents({}) == 3000
+        assert db.items.count_documents({}) == 1500
         assert db.runs.count_documents({}) == 2
         runs = [r["run_id"] for r in db.runs.find()]
         assert [db.observations.count_documents({"run_id": r}) for r in runs] == [skus, skus]

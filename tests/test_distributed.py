@@ -77,7 +77,7 @@ def _dump(redis_url: str) -> str:
 def _kill_one_and_restart(sandbox, tmp_path, redis_url, settings):
     db = tmp_path / "shop.db"
     procs = _workers(sandbox.url, tmp_path, redis_url, 3, settings=settings)
-    _wait_until_stored(db, 2500)
+    _wait_until_stored(db, 1500)
     dump_mid_crawl = _dump(redis_url)
     victim = next(n for n, p in enumerate(procs) if p.poll() is None)  # stock workers may have quit
     procs[victim].send_signal(signal.SIGKILL)
@@ -90,18 +90,18 @@ def _kill_one_and_restart(sandbox, tmp_path, redis_url, settings):
 
 def test_a_killed_worker_loses_nothing_and_all_exit_on_their_own(sandbox_factory, tmp_path, redis_url):
     sandbox = sandbox_factory(
-        "--items", "10000", "--seed", "31", "--app-secret", SECRET, "--session", SESSION
+        "--items", "5000", "--seed", "31", "--app-secret", SECRET, "--session", SESSION
     )  # fmt: skip
     settings = {"SHOPCRAWL_QPS": 90, "SHOPCRAWL_STORE_BATCH": 200}
     codes, ended, dump_mid_crawl = _kill_one_and_restart(sandbox, tmp_path, redis_url, settings)
     assert codes == [0, 0, 0]
     with sqlite3.connect(tmp_path / "shop.db") as conn:
         assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT num_iid) FROM items").fetchone() == (
-            10000,
-            10000,
+            5000,
+            5000,
         )
         runs = conn.execute("SELECT run_id, status, coverage, items_listed FROM runs").fetchall()
-        assert len(runs) == 1 and runs[0][1:] == ("complete", 1.0, 10000)
+        assert len(runs) == 1 and runs[0][1:] == ("complete", 1.0, 5000)
         per_sku = conn.execute(
             "SELECT COUNT(*), COUNT(DISTINCT num_iid || ':' || sku_id) FROM observations WHERE run_id = ?",
             (runs[0][0],),

@@ -90,6 +90,7 @@ class StorePipeline:
             left = f"{len(self.items)} items and {len(self.rejects)} rejects"
             self._fail(f"store write failed ({exc}); {left} not stored")
             return False
+        logger.debug("Wrote %d items and %d rejects to the store", len(items), len(rejects))
         stats = self.crawler.stats
         assert stats is not None
         stats.inc_value("shopcrawl/store/items", len(items))
