@@ -76,6 +76,24 @@ def _wait_line(process: subprocess.Popen[bytes], marker: bytes | None, timeout: 
             buffer += chunk
 
 
+def wait_all(procs: list[subprocess.Popen[bytes]], deadline: float) -> list[int | None]:
+    """Each process's exit code, None for one still running at ``deadline`` (monotonic)."""
+    codes: list[int | None] = []
+    for proc in procs:
+        try:
+            codes.append(proc.wait(timeout=max(1.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            codes.append(None)
+    return codes
+
+
+def kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -144,18 +162,10 @@ def one_run(
         for n in range(workers):
             args = crawl_command("demo", {"LOG_FILE": workdir / f"worker-{n}.log"})
             procs.append(subprocess.Popen(args, env=env, cwd=workdir, stdout=subprocess.DEVNULL))
-        codes: list[int | None] = []
-        for proc in procs:
-            try:
-                codes.append(proc.wait(timeout=max(1.0, started + timeout - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                codes.append(None)
+        codes = wait_all(procs, started + timeout)
         seconds = time.monotonic() - started
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
+        kill_all(procs)
         _stop(sandbox)
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     times = sorted(c["t"] for c in calls)

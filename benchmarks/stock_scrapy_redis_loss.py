@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import redis
-from qps_window import _stop, _wait_line, machine_facts, start_redis
+from qps_window import _stop, _wait_line, kill_all, machine_facts, start_redis, wait_all
 
 from shopcrawl.sandbox.local import crawl_command, crawl_env
 
@@ -92,17 +92,9 @@ def one_run(
             victim.send_signal(signal.SIGKILL)
             victim.wait(timeout=30)
         procs.append(worker())
-        codes = []
-        for proc in procs:
-            try:
-                codes.append(proc.wait(timeout=max(1.0, started + timeout - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                codes.append(None)
+        codes = wait_all(procs, started + timeout)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
+        kill_all(procs)
         _stop(sandbox)
     kept = stored(db)
     return {"stored": kept, "lost": items - kept, "exit": codes, "seconds": time.monotonic() - started}

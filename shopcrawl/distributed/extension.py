@@ -76,7 +76,7 @@ class DistributedRun:
             )
             engine, spider = self.crawler.engine, self.crawler.spider
             assert engine is not None and spider is not None
-            engine.crawl(spider.restart_listing())  # type: ignore[attr-defined]
+            engine.crawl(spider.first_listing())  # type: ignore[attr-defined]
         else:
             logger.warning(
                 "Redis lost the state of run %s; another worker redoes its listing", coordinator.run_id

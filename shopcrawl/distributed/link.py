@@ -105,6 +105,13 @@ def _why(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:200]
 
 
+def _final(error: BaseException, is_retryable: Callable[[Exception], bool] | None) -> bool:
+    """An error that no retry should wait out: the outage limit is spent, or redis-py says so."""
+    if isinstance(error, RedisOutage):
+        return True
+    return is_retryable is not None and isinstance(error, Exception) and not is_retryable(error)
+
+
 class OutageRetry(redis.retry.Retry):
     """redis-py's retry policy for the sync client: wait out the outage (see :class:`Outage`)."""
 
@@ -127,7 +134,7 @@ class OutageRetry(redis.retry.Retry):
             try:
                 result = do()
             except self._supported_errors as error:
-                if isinstance(error, RedisOutage) or (is_retryable and not is_retryable(error)):
+                if _final(error, is_retryable):
                     raise
                 failures += 1
                 fail(error, failures) if with_failure_count else fail(error)
@@ -159,7 +166,7 @@ class AsyncOutageRetry(redis.asyncio.retry.Retry):
             try:
                 result = await do()
             except self._supported_errors as error:
-                if isinstance(error, RedisOutage) or (is_retryable and not is_retryable(error)):
+                if _final(error, is_retryable):
                     raise
                 failures += 1
                 await (fail(error, failures) if with_failure_count else fail(error))

@@ -65,10 +65,10 @@ class ShopSpider(Spider):
         return self.ledger.listed_count()
 
     async def start(self) -> AsyncIterator[Request]:
-        yield self._listing(window_start=None, page_no=1)
+        yield self.first_listing()
 
-    def restart_listing(self) -> Request:
-        """The listing's first request again, for a run whose shared state Redis lost."""
+    def first_listing(self) -> Request:
+        """The listing's first request: at the start, and again for a run whose shared state Redis lost."""
         return self._listing(window_start=None, page_no=1)
 
     # -- listing -------------------------------------------------------------------------------
