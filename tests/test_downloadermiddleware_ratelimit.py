@@ -75,7 +75,7 @@ def test_no_1_second_window_holds_more_than_94_percent_of_the_limit():
         now = time.monotonic()
         limiter._sent.extend([now - 0.9] * 47)  # a full window whose calls expire 0.1 s from now
         start = time.monotonic()
-        await limiter._local_window()
+        await limiter.process_request(call())
         return time.monotonic() - start
 
     waited = run(main())
@@ -104,6 +104,28 @@ def test_a_ban_is_waited_out_for_its_api_and_an_app_wide_ban_for_all():
     assert banned >= 0.3 - other - SLACK
     assert app_wide >= 0.2 - SLACK
     assert limiter.bans.waited_seconds == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_ban_that_starts_while_a_call_waits_for_its_slot_holds_it_too():
+    limiter = mw(10)  # slots ~105 ms apart: the fifth call waits ~420 ms for its slot
+
+    async def main() -> list[float]:
+        start = time.monotonic()
+        sent: list[float] = []
+
+        async def one() -> None:
+            await limiter.process_request(call())
+            sent.append(time.monotonic() - start)
+
+        calls = [asyncio.ensure_future(one()) for _ in range(5)]
+        await asyncio.sleep(0.05)  # the first call is out, the others wait for their slots
+        await limiter.bans.ban(top.DETAIL_METHOD, 0.6, app_wide=False)
+        await asyncio.gather(*calls)
+        return sorted(sent)
+
+    sent = run(main())
+    assert sent[0] < 0.05
+    assert all(at >= 0.65 - SLACK for at in sent[1:]), sent  # none went out during the ban
 
 
 def test_a_retry_waits_for_its_not_before_time():
@@ -150,7 +172,7 @@ def test_an_approved_call_counts_until_its_answer_is_in():
     request, other = call(), call()
 
     async def main() -> None:
-        await limiter._shared_window(request, "app")
+        await limiter._shared_window(request, "app", top.DETAIL_METHOD)
         assert scripts.done == []  # in flight: it counts as leaving now, whenever it really leaves
         limiter.process_response(request, TextResponse(URL, body=b"{}"))
         limiter.process_response(other, TextResponse(URL, body=b"{}"))  # never approved here
@@ -169,7 +191,7 @@ def test_a_failed_call_also_reports_back():
     request = call()
 
     async def main() -> None:
-        await limiter._shared_window(request, "app")
+        await limiter._shared_window(request, "app", top.DETAIL_METHOD)
         limiter.process_exception(request, TimeoutError())
         await asyncio.gather(*limiter._reports)
 
@@ -181,15 +203,18 @@ def test_a_full_window_is_waited_for():
     scripts = FakeScripts(waits=(40, 0))
     limiter = shared(scripts)
     start = time.monotonic()
-    run(limiter._shared_window(call(), "app"))
+    run(limiter._shared_window(call(), "app", top.DETAIL_METHOD))
     assert time.monotonic() - start >= 0.04 - SLACK
     assert len(scripts.asked) == 2 and scripts.asked[0][1] == scripts.asked[1][1]
 
 
 def test_the_window_counts_calls_in_flight_and_for_1_s_after_their_answer(redis_url):
     client = redis.Redis.from_url(redis_url)
-    window, done = client.register_script(lua.WINDOW), client.register_script(lua.DONE)
-    key = "t:window"
+    window_script, done = client.register_script(lua.WINDOW), client.register_script(lua.DONE)
+    key, bans = "t:window", ["t:ban:api", "t:ban:*"]
+
+    def window(keys: list[str], args: list[object]) -> int:
+        return int(window_script(keys=[*keys, *bans], args=args))
 
     def now_ms() -> float:
         seconds, micros = client.time()
@@ -216,6 +241,14 @@ def test_the_window_counts_calls_in_flight_and_for_1_s_after_their_answer(redis_
         assert window(keys=[key], args=[2, "d", 50]) == 0
         client.zadd(key, {"d": now_ms() + 50 - 1001})
         assert window(keys=[key], args=[2, "e", 50]) == 0
+        # A ban on the API or on the app key is the last check: its remaining ms are the wait.
+        client.zremrangebyrank(key, 0, -1)
+        for ban in bans:
+            client.set(ban, "1", px=700)
+            assert 600 <= window(keys=[key], args=[2, "f", 30_000]) <= 700
+            assert client.zscore(key, "f") is None  # a held call takes no place in the window
+            client.delete(ban)
+        assert window(keys=[key], args=[2, "f", 30_000]) == 0
     finally:
-        client.delete(key)
+        client.delete(key, *bans)
         client.close()

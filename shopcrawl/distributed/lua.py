@@ -135,13 +135,17 @@ return 0
 """
 
 # KEYS: send window (zset: member = one call, score = when it is known to have left, in ms of Redis
-# time). ARGV: cap, unique member, longest time (ms) a call may stay in flight. The last check
-# before a call goes out: a call counts from its approval until 1 s after its response came back
+# time), the API's ban key, the app key's ban key. ARGV: cap, unique member, longest time (ms) a
+# call may stay in flight. The last check before a call goes out. A ban in force returns its
+# remaining ms, so a ban that began while the call waited for its GCRA slot or for this window
+# still holds it back. A call counts from its approval until 1 s after its response came back
 # (DONE), so at most `cap` calls can reach the API in any 1-second window, whatever delays an event
 # loop or a busy machine put between the approval and the bytes on the wire (the API sees each call
 # between the two). Until DONE, a call's score is its approval plus ARGV[3] (a worker that died
 # with calls in flight holds their slots no longer). Returns ms to wait (0: recorded, send now).
 WINDOW = """
+local ban = math.max(redis.call('PTTL', KEYS[2]), redis.call('PTTL', KEYS[3]), 0)
+if ban > 0 then return ban end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1000)

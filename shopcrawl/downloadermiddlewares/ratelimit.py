@@ -131,29 +131,39 @@ class RateLimitMiddleware:
         if self._throttle is not None:
             await self._shared_slot(request, method)
             return
-        # A ban can start, or be extended, while this request waits: loop until none is in force.
+        # A ban can start, or be extended, while this request waits for its slot or the window: the
+        # last check before it goes is for a ban, with nothing awaited between it and the send.
+        slot_taken = not self.interval
         for _ in range(MAX_WAITS):
             delay = await self.bans.remaining(method)
-            if delay <= 0:
-                break
-            await asyncio.sleep(delay)
-        if self.interval:
-            now = time.monotonic()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self.interval
-            if slot > now:
-                await asyncio.sleep(slot - now)
-            await self._local_window()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            if not slot_taken:
+                slot_taken = True
+                now = time.monotonic()
+                slot = max(now, self._next_slot)
+                self._next_slot = slot + self.interval
+                if slot > now:
+                    await asyncio.sleep(slot - now)
+                continue
+            wait = self._local_window()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            return
 
-    async def _local_window(self) -> None:
-        for _ in range(MAX_WAITS):
-            now = time.monotonic()
-            while self._sent and self._sent[0] <= now - 1.0:
-                self._sent.popleft()
-            if len(self._sent) < self.window_cap:
-                self._sent.append(now)
-                return
-            await asyncio.sleep(self._sent[0] + 1.0 - now + 0.001)
+    def _local_window(self) -> float:
+        """Seconds to wait for a place in this worker's 1-second window (0: taken, send now)."""
+        if not self.window_cap:
+            return 0.0
+        now = time.monotonic()
+        while self._sent and self._sent[0] <= now - 1.0:
+            self._sent.popleft()
+        if len(self._sent) < self.window_cap:
+            self._sent.append(now)
+            return 0.0
+        return self._sent[0] + 1.0 - now + 0.001
 
     def process_response(self, request: Request, response: Response) -> Response:
         self._landed(request)
@@ -194,15 +204,17 @@ class RateLimitMiddleware:
             if int(reserved):
                 break
         if self.window_cap:
-            await self._shared_window(request, app_key)
+            await self._shared_window(request, app_key, method)
 
-    async def _shared_window(self, request: Request, app_key: str) -> None:
-        """The last check: a place in the shared 1-second window, held until the answer is in."""
+    async def _shared_window(self, request: Request, app_key: str, method: str) -> None:
+        """The last check: no ban in force, and a place in the shared 1-second window, held until
+        the answer is in."""
         assert self._window is not None
         member = secrets.token_hex(8)
+        keys = [K.window_key(app_key), K.ban_key(app_key, method), K.ban_key(app_key, ALL_APIS)]
         args: list[int | str] = [self.window_cap, member, self.in_flight_ms]
         for _ in range(MAX_WAITS):
-            wait_ms = int(await self._window(keys=[K.window_key(app_key)], args=args))
+            wait_ms = int(await self._window(keys=keys, args=args))
             if not wait_ms:
                 self._in_flight[request] = member
                 return
