@@ -6,10 +6,17 @@ raises :class:`ConfigError` naming the setting, before any request is sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shopcrawl.platforms import top
+from shopcrawl.platforms import APIS, PLATFORMS, get_dialect
+from shopcrawl.platforms.base import Credentials
+from shopcrawl.platforms.top import protocol as top
+
+if TYPE_CHECKING:
+    from shopcrawl.platforms.base import Dialect
+
+__all__ = ["DEFAULTS", "ConfigError", "Credentials", "ShopcrawlConfig", "credentials_from_settings"]
 
 
 class ConfigError(ValueError):
@@ -22,15 +29,20 @@ class SettingsLike(Protocol):
 
 # name -> (default, meaning); the README's settings table is checked against this.
 DEFAULTS: dict[str, tuple[Any, str]] = {
-    "SHOPCRAWL_API_URL": (top.PRODUCTION_URL, "TOP router URL"),
-    "SHOPCRAWL_APP_KEY": (None, "TOP app key (required)"),
-    "SHOPCRAWL_APP_SECRET": (None, "TOP app secret (required, secret)"),
-    "SHOPCRAWL_SESSION": (None, "the seller's session key (required, secret)"),
+    "SHOPCRAWL_API": ("top", "the API dialect: top, 1688 or gateway (or -a api=)"),
+    "SHOPCRAWL_PLATFORM": ("taobao", "the gateway's platform: taobao or 1688 (or -a platform=)"),
+    "SHOPCRAWL_API_URL": (None, "the API's base URL (default: the chosen API's production URL)"),
+    "SHOPCRAWL_APP_KEY": (None, "app key, or the gateway's key (required)"),
+    "SHOPCRAWL_APP_SECRET": (None, "app secret, or the gateway's secret (required, secret)"),
+    "SHOPCRAWL_SESSION": (
+        None,
+        "TOP session key or 1688 access_token (required but for the gateway; secret)",
+    ),
     "SHOPCRAWL_SIGN_METHOD": ("hmac-sha256", "md5, hmac (HMAC-MD5) or hmac-sha256"),
     "SHOPCRAWL_STORE": ("sqlite:///shopcrawl.db", "where items go: sqlite:///, mongodb:// or null:// URI"),
-    "SHOPCRAWL_PAGE_CAP": (20000, "the API's cap on page_no*page_size; windows keep under it"),
-    "SHOPCRAWL_PAGE_SIZE": (200, "listing page size (1-200)"),
-    "SHOPCRAWL_DETAIL_BATCH": (20, "num_iids per detail call (1-20)"),
+    "SHOPCRAWL_PAGE_CAP": (None, "TOP: the cap on page_no*page_size (default 20000); windows keep under it"),
+    "SHOPCRAWL_PAGE_SIZE": (None, "listing page size (default and most: TOP 200, 1688 20)"),
+    "SHOPCRAWL_DETAIL_BATCH": (None, "items per detail call (default and most: TOP 20, 1688 and gateway 1)"),
     "SHOPCRAWL_FETCH_DESC": (False, "also fetch the HTML description (desc)"),
     "SHOPCRAWL_MAX_BAN_WAIT": (600.0, "longest code-7 ban (s) worth waiting out; longer is fatal"),
     "SHOPCRAWL_QPS": (0.0, "calls per second this process sends at most (0 = no limit)"),
@@ -44,13 +56,17 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
 SECRET_SETTINGS = ("SHOPCRAWL_APP_SECRET", "SHOPCRAWL_SESSION")
 
 
-def _get(settings: SettingsLike, name: str) -> Any:
+def _get(settings: SettingsLike, name: str, default: Any = None) -> Any:
     value = settings.get(name)
-    return DEFAULTS[name][0] if value is None or value == "" else value
+    if value is None or value == "":
+        return DEFAULTS[name][0] if default is None else default
+    return value
 
 
-def _number(settings: SettingsLike, name: str, kind: type, low: float, high: float) -> Any:
-    raw = _get(settings, name)
+def _number(
+    settings: SettingsLike, name: str, kind: type, low: float, high: float, default: Any = None
+) -> Any:
+    raw = _get(settings, name, default)
     try:
         value = kind(raw)
     except (TypeError, ValueError):
@@ -73,17 +89,6 @@ def _bool(settings: SettingsLike, name: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Credentials:
-    app_key: str
-    secret: str = field(repr=False)
-    session: str = field(repr=False)
-    sign_method: str
-
-    def __repr__(self) -> str:  # never show the secret or the session
-        return f"Credentials(app_key={self.app_key!r}, sign_method={self.sign_method!r})"
-
-
-@dataclass(frozen=True)
 class ShopcrawlConfig:
     api_url: str
     store_uri: str
@@ -99,20 +104,46 @@ class ShopcrawlConfig:
     store_batch: int
     store_flush_seconds: float
     redis_outage_seconds: float
+    api: str = "top"
+    platform: str = "taobao"
+
+    @property
+    def dialect(self) -> Dialect:
+        return get_dialect(self.api, self.platform, fetch_desc=self.fetch_desc)
 
     @classmethod
-    def from_settings(cls, settings: SettingsLike) -> ShopcrawlConfig:
-        api_url = str(_get(settings, "SHOPCRAWL_API_URL"))
+    def from_settings(
+        cls, settings: SettingsLike, *, api: str | None = None, platform: str | None = None
+    ) -> ShopcrawlConfig:
+        """``api`` and ``platform`` (from ``-a api=`` / ``-a platform=``) win over the settings."""
+        api = str(api or _get(settings, "SHOPCRAWL_API")).strip().lower()
+        if api not in APIS:
+            raise ConfigError(f"SHOPCRAWL_API (or -a api=) must be one of {', '.join(APIS)}, got {api!r}")
+        platform = str(platform or _get(settings, "SHOPCRAWL_PLATFORM")).strip().lower()
+        if platform not in PLATFORMS:
+            choices = ", ".join(PLATFORMS)
+            raise ConfigError(
+                f"SHOPCRAWL_PLATFORM (or -a platform=) must be one of {choices}, got {platform!r}"
+            )
+        if api != "gateway":
+            platform = "1688" if api == "1688" else "taobao"
+        dialect = get_dialect(api, platform)
+        api_url = str(settings.get("SHOPCRAWL_API_URL") or dialect.production_url)
         if not api_url.startswith(("http://", "https://")):
             raise ConfigError(f"SHOPCRAWL_API_URL must be an http(s) URL, got {api_url!r}")
-        page_size = _number(settings, "SHOPCRAWL_PAGE_SIZE", int, 1, top.PAGE_SIZE_MAX)
-        page_cap = _number(settings, "SHOPCRAWL_PAGE_CAP", int, page_size, 10**9)
+        page_size = _number(
+            settings, "SHOPCRAWL_PAGE_SIZE", int, 1, dialect.page_size_max, dialect.page_size_max
+        )
+        page_cap = _number(settings, "SHOPCRAWL_PAGE_CAP", int, page_size, 10**9, dialect.page_cap_default)
+        detail_max = dialect.detail_batch_max
         return cls(
+            api=api,
+            platform=platform,
             api_url=api_url,
             store_uri=str(_get(settings, "SHOPCRAWL_STORE")),
             page_cap=page_cap,
             page_size=page_size,
-            detail_batch=_number(settings, "SHOPCRAWL_DETAIL_BATCH", int, 1, top.DETAIL_BATCH_MAX),
+            detail_batch=_number(settings, "SHOPCRAWL_DETAIL_BATCH", int, 1, detail_max, detail_max),
             fetch_desc=_bool(settings, "SHOPCRAWL_FETCH_DESC"),
             max_ban_wait=_number(settings, "SHOPCRAWL_MAX_BAN_WAIT", float, 0, 10**7),
             qps=_number(settings, "SHOPCRAWL_QPS", float, 0, 10**6),
@@ -125,13 +156,12 @@ class ShopcrawlConfig:
         )
 
 
-def credentials_from_settings(settings: SettingsLike) -> Credentials:
-    """The TOP credentials, or a ConfigError naming every missing one."""
-    missing = [
-        name
-        for name in ("SHOPCRAWL_APP_KEY", "SHOPCRAWL_APP_SECRET", "SHOPCRAWL_SESSION")
-        if not str(settings.get(name) or "").strip()
-    ]
+def credentials_from_settings(settings: SettingsLike, *, needs_session: bool = True) -> Credentials:
+    """The API credentials, or a ConfigError naming every missing one."""
+    required = ("SHOPCRAWL_APP_KEY", "SHOPCRAWL_APP_SECRET") + (
+        ("SHOPCRAWL_SESSION",) if needs_session else ()
+    )
+    missing = [name for name in required if not str(settings.get(name) or "").strip()]
     if missing:
         raise ConfigError(
             f"missing credentials: set {', '.join(missing)} (env var or -s NAME=VALUE) before crawling"
@@ -144,6 +174,18 @@ def credentials_from_settings(settings: SettingsLike) -> Credentials:
     return Credentials(
         app_key=str(settings.get("SHOPCRAWL_APP_KEY")).strip(),
         secret=str(settings.get("SHOPCRAWL_APP_SECRET")).strip(),
-        session=str(settings.get("SHOPCRAWL_SESSION")).strip(),
+        session=str(settings.get("SHOPCRAWL_SESSION") or "").strip(),
         sign_method=method,
     )
+
+
+def crawl_dialect(crawler: Any) -> Dialect:
+    """The crawl's dialect: the spider's (``-a api=`` wins), else the settings'."""
+    dialect = getattr(getattr(crawler, "spider", None), "dialect", None)
+    return dialect if dialect is not None else ShopcrawlConfig.from_settings(crawler.settings).dialect
+
+
+def crawl_config(crawler: Any) -> ShopcrawlConfig:
+    """The crawl's config: the spider's (``-a api=`` wins), else the settings'."""
+    config = getattr(getattr(crawler, "spider", None), "config", None)
+    return config if isinstance(config, ShopcrawlConfig) else ShopcrawlConfig.from_settings(crawler.settings)

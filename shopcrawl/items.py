@@ -18,11 +18,21 @@ class Sku:
     # properties_name as a map, e.g. {"颜色分类": "黑色", "尺码": "XL"}. Its keys are seller text:
     # stores that cannot take any key (MongoDB) escape them (see shopcrawl.stores.keys).
     props: dict[str, str] = field(default_factory=dict)
+    spec_id: str = ""  # 1688's SKU spec id; empty on Taobao
+
+
+@dataclass
+class PriceTier:
+    """A 1688 quantity price: from ``start_quantity`` pieces on, each costs ``price``."""
+
+    start_quantity: int
+    price: str  # exact decimal string in 元, e.g. "19.9"
+    price_fen: int
 
 
 @dataclass
 class ShopItem:
-    platform: str  # "taobao"
+    platform: str  # "taobao" or "1688"
     seller_id: str
     num_iid: int
     title: str
@@ -43,6 +53,9 @@ class ShopItem:
     run_id: str = ""
     # Fields of the detail record that have no typed field above, kept as sent: nothing is lost.
     extras: dict[str, object] = field(default_factory=dict)
+    # 1688: quantity price tiers (ascending start_quantity) and the minimum order; empty on Taobao.
+    price_tiers: list[PriceTier] = field(default_factory=list)
+    min_order_quantity: int | None = None
 
 
 @dataclass
@@ -58,9 +71,9 @@ class Reject:
 
 
 @dataclass
-class RawTopItem:
+class RawRecord:
     """A detail record as the API sent it, with the listing fields it came with; the validation
-    pipeline turns it into a :class:`ShopItem` or a :class:`Reject`."""
+    pipeline turns it into a :class:`ShopItem` or a :class:`Reject` through its dialect (``api``)."""
 
     platform: str
     seller_id: str
@@ -68,3 +81,4 @@ class RawTopItem:
     num_iid: int
     raw: dict[str, object]
     listed: dict[str, object] = field(default_factory=dict)
+    api: str = "top"

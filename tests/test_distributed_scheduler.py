@@ -85,9 +85,14 @@ def test_a_request_seen_before_is_filtered_unless_dont_filter(scheduler):
 
 def test_higher_priority_first_then_first_in_first_out(scheduler):
     spider = scheduler.spider
-    for request in (detail(spider, 1), detail(spider, 2), spider._listing(None, 2), detail(spider, 3)):
+    for request in (
+        detail(spider, 1),
+        detail(spider, 2),
+        spider._listing(spider.lister.call(None, 2)),
+        detail(spider, 3),
+    ):
         scheduler.enqueue_request(request)
-    scheduler.enqueue_request(spider._listing(None, 3))
+    scheduler.enqueue_request(spider._listing(spider.lister.call(None, 3)))
     order = []
     while (request := scheduler.next_request()) is not None:
         params = parse_qs(request.body.decode())

@@ -15,7 +15,7 @@ from scrapy.http import Response, TextResponse
 
 from shopcrawl.downloadermiddlewares.api_errors import MAX_BAN_RESENDS, ApiErrorsMiddleware
 from shopcrawl.downloadermiddlewares.ratelimit import BanBook
-from shopcrawl.http import GAVE_UP_CODE, META_KEY, TopResponse, api_request
+from shopcrawl.http import GAVE_UP_CODE, META_KEY, ApiResponse, api_request
 from shopcrawl.platforms import top
 from shopcrawl.runs import FATAL_STAT
 from tests.test_extension_run import make_crawler, reactor_shutdown, run_in_reactor  # noqa: F401
@@ -59,7 +59,7 @@ def stats(crawler) -> dict:
 def test_a_success_envelope_becomes_a_top_response_with_its_payload(crawler, mw, name, cls):
     request = call()
     response = answer(mw, request, body(name), cls=cls)
-    assert isinstance(response, TopResponse) and response.error is None
+    assert isinstance(response, ApiResponse) and response.error is None
     assert response.payload["total_results"] == 3
     assert top.unwrap_list(response.payload, "items", "item")[1]["title"] == "苏泊尔不粘锅家用"
     assert response.request is request and response.text.startswith("{")
@@ -72,8 +72,8 @@ def test_a_success_envelope_becomes_a_top_response_with_its_payload(crawler, mw,
 
 def test_an_isv_error_goes_to_the_callback_to_record_without_a_retry(crawler, mw):
     response = answer(mw, call(DETAIL), body("error_isv.json"))
-    assert isinstance(response, TopResponse) and response.payload is None
-    assert (response.error.code, response.error.sub_code) == (15, "isv.item-data-error")
+    assert isinstance(response, ApiResponse) and response.payload is None
+    assert (response.error.code, response.error.sub_code) == ("15", "isv.item-data-error")
     assert stats(crawler) == {
         "shopcrawl/api/calls": 1,
         f"shopcrawl/api/calls/{DETAIL}": 1,
@@ -125,7 +125,7 @@ def test_transient_failures_are_retried_with_backoff_then_given_up(crawler, mw, 
     second = answer(mw, first, content, status)
     assert_retry(second, request, 2, 1.0)
     gave_up = answer(mw, second, content, status)
-    assert isinstance(gave_up, TopResponse) and gave_up.payload is None
+    assert isinstance(gave_up, ApiResponse) and gave_up.payload is None
     assert gave_up.request is second
     assert (gave_up.error.code, gave_up.error.msg) == (GAVE_UP_CODE, f"gave up after 2 retries: {reason}")
     counted = stats(crawler)

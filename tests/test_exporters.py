@@ -11,7 +11,7 @@ from scrapy.settings import Settings
 
 from shopcrawl.exporters import CsvItemExporter
 from shopcrawl.platforms import top
-from shopcrawl.platforms.top_items import item_from_raw
+from shopcrawl.platforms.top.items import item_from_raw
 
 FIXTURES = Path(__file__).parent / "fixtures" / "top"
 
@@ -62,6 +62,8 @@ def test_one_row_per_item_with_every_field_as_a_column():
         "skus",
         "run_id",
         "extras",
+        "price_tiers",
+        "min_order_quantity",
     ]
     assert (full["num_iid"], full["title"], full["price"], full["price_fen"]) == (
         "520813250866",
@@ -85,6 +87,7 @@ def test_skus_are_a_json_list_with_exact_prices():
         "properties": "1627207:28320;20509:28313",
         "outer_id": "白色-L",
         "props": {"颜色分类": "白色", "尺码": "L"},
+        "spec_id": "",
     }
     assert sum(sku["quantity"] for sku in skus) == int(full["num"])
     assert json.loads(no_skus["skus"]) == []

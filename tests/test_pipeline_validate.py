@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from scrapy.utils.test import get_crawler
 
-from shopcrawl.items import RawTopItem, Reject, ShopItem
+from shopcrawl.items import RawRecord, Reject, ShopItem
 from shopcrawl.pipelines.validate import ValidatePipeline
 from shopcrawl.platforms import top
 
@@ -36,8 +36,8 @@ def pipeline(crawler):
     return ValidatePipeline.from_crawler(crawler)
 
 
-def raw_item(raw, listed=None) -> RawTopItem:
-    return RawTopItem(
+def raw_item(raw, listed=None) -> RawRecord:
+    return RawRecord(
         platform="taobao",
         seller_id="demo",
         run_id="demo-20260402T011500Z-a1b2c3",

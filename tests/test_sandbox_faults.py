@@ -65,7 +65,7 @@ def test_the_ban_message_counts_whole_seconds_up_and_at_least_one(left, seconds)
 
 def test_the_crawler_waits_out_an_api_ban_and_stops_on_a_long_app_ban():
     api_ban = decoded(ban_error(3, 103.0))
-    assert (api_ban.code, api_ban.app_wide) == (7, False)
+    assert (api_ban.code, api_ban.app_wide) == ("7", False)
     assert top.classify(api_ban, max_ban_wait=600) is ErrorClass.BAN
     quota = decoded(ban_error(31062, 31162.0, app_wide=True))
     assert quota.sub_code == "accesscontrol.limited-by-app-access-count" and quota.app_wide
@@ -101,7 +101,7 @@ def test_isp_faults_cycle_through_retryable_sub_codes():
     assert len({e.sub_code for e in errors}) == 4
     assert [e.sub_code for e in errors[:4]] == [e.sub_code for e in errors[4:]]
     for error in errors:
-        assert (error.code, error.msg) == (15, "Remote service error")
+        assert (error.code, error.msg) == ("15", "Remote service error")
         assert top.classify(error, max_ban_wait=600) is ErrorClass.RETRY
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from shopcrawl.money import to_fen
 from shopcrawl.platforms import top
-from shopcrawl.platforms.top_items import InvalidItem, item_from_raw, parse_properties_name
+from shopcrawl.platforms.top.items import InvalidItem, item_from_raw, parse_properties_name
 from shopcrawl.sandbox import render, synth
 from shopcrawl.validation import check_item
 

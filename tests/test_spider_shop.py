@@ -9,8 +9,8 @@ import pytest
 from scrapy import Request
 from scrapy.utils.test import get_crawler
 
-from shopcrawl.http import GAVE_UP_CODE, TopResponse
-from shopcrawl.items import RawTopItem, Reject
+from shopcrawl.http import GAVE_UP_CODE, ApiResponse
+from shopcrawl.items import RawRecord, Reject
 from shopcrawl.platforms import top
 from shopcrawl.platforms.top import ApiError
 from shopcrawl.sandbox.local import SANDBOX_CREDENTIALS
@@ -28,8 +28,8 @@ def params(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
 
 
-def respond(request: Request, payload=None, error=None) -> TopResponse:
-    response = TopResponse(request.url, body=b"{}", request=request)
+def respond(request: Request, payload=None, error=None) -> ApiResponse:
+    response = ApiResponse(request.url, body=b"{}", request=request)
     response.payload, response.error = payload, error
     return response
 
@@ -39,7 +39,7 @@ def row(num_iid, modified="2024-01-01 00:00:00"):
 
 
 def listing_page(spider, total, rows, window_start=None, page_no=1):
-    request = spider._listing(window_start, page_no)
+    request = spider._listing(spider.lister.call(window_start, page_no))
     return list(spider.parse_listing(respond(request, {"total_results": total, "items": {"item": rows}})))
 
 
@@ -114,7 +114,7 @@ def detail_request(spider, ids):
 
 def test_an_isv_error_halves_the_batch_until_the_bad_item_stands_alone():
     spider = make_spider()
-    error = ApiError(15, "Remote service error", "isv.item-not-found", "bad item")
+    error = ApiError("15", "Remote service error", "isv.item-not-found", "bad item")
     halves = list(spider.parse_detail(respond(detail_request(spider, range(1, 21)), error=error)))
     assert [params(r)["num_iids"].split(",") for r in halves] == [
         [str(n) for n in range(1, 11)],
@@ -140,7 +140,7 @@ def test_items_the_detail_call_omits_are_rejected_as_missing_and_strays_ignored(
     request = detail_request(spider, [1, 2, 3])
     records = [{"num_iid": 1, "title": "a"}, {"num_iid": 3, "title": "c"}, {"num_iid": 99}, {"num_iid": 1}]
     outputs = list(spider.parse_detail(respond(request, {"items": {"item": records}})))
-    raws = [o for o in outputs if isinstance(o, RawTopItem)]
+    raws = [o for o in outputs if isinstance(o, RawRecord)]
     assert [(r.num_iid, r.raw["title"], r.listed) for r in raws] == [
         (1, "a", {"sold_quantity": 1}),
         (3, "c", {"sold_quantity": 1}),
@@ -152,7 +152,7 @@ def test_items_the_detail_call_omits_are_rejected_as_missing_and_strays_ignored(
 
 def test_a_failed_listing_page_is_a_reject_not_a_crash():
     spider = make_spider()
-    request = spider._listing(None, 3)
+    request = spider._listing(spider.lister.call(None, 3))
     (reject,) = spider.parse_listing(respond(request, error=ApiError(GAVE_UP_CODE, "gave up: http_503")))
     assert reject.num_iid is None and reject.reason == "listing/-1: gave up: http_503"
 
@@ -165,9 +165,10 @@ def test_a_seller_id_is_required(seller):
 
 def test_bodies_of_another_shape_become_rejects_not_crashes():
     spider = make_spider()
-    (bad_page,) = spider.parse_listing(respond(spider._listing(None, 1), {"total_results": 5, "items": "x"}))
+    first = spider._listing(spider.lister.call(None, 1))
+    (bad_page,) = spider.parse_listing(respond(first, {"total_results": 5, "items": "x"}))
     assert bad_page.reason == "listing/bad-body: items is neither a list nor a wrapped list"
-    (bad_total,) = spider.parse_listing(respond(spider._listing(None, 1), {"total_results": "many"}))
+    (bad_total,) = spider.parse_listing(respond(first, {"total_results": "many"}))
     assert bad_total.reason.startswith("listing/bad-body: invalid literal")
     outputs = list(spider.parse_detail(respond(detail_request(spider, [1, 2]), {"items": {"item": 7}})))
     assert [(r.num_iid, r.reason.split(":")[0]) for r in outputs] == [(1, "failed/detail/bad-body")] * 1 + [

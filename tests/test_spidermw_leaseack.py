@@ -13,7 +13,7 @@ from scrapy.utils.test import get_crawler
 from shopcrawl.distributed.run import RunCoordinator
 from shopcrawl.distributed.scheduler import LEASE_META, LeasedQueue
 from shopcrawl.distributed.spidermw import LeaseAckMiddleware
-from shopcrawl.items import RawTopItem, Reject
+from shopcrawl.items import RawRecord, Reject
 from shopcrawl.sandbox.local import SANDBOX_CREDENTIALS
 from shopcrawl.spiders.shop import ShopSpider
 
@@ -51,7 +51,7 @@ def outputs(crawler, response, produced):
 
 
 def item(num_iid):
-    return RawTopItem("taobao", "s1", "run-a", num_iid, {"num_iid": num_iid})
+    return RawRecord("taobao", "s1", "run-a", num_iid, {"num_iid": num_iid})
 
 
 def test_the_lease_waits_for_every_item_the_callback_produced(crawler):
@@ -68,7 +68,7 @@ def test_the_lease_waits_for_every_item_the_callback_produced(crawler):
 
 def test_a_callback_without_items_acknowledges_its_lease_when_it_ends(crawler):
     coordinator = crawler._shopcrawl_run
-    listing = crawler.spider._listing(None, 2)
+    listing = crawler.spider._listing(crawler.spider.lister.call(None, 2))
     outputs(crawler, leased_response(crawler), [listing, Reject("taobao", "s1", "listing/x", {}, None)])
     assert coordinator.pending() == (0, 0)
 
@@ -93,11 +93,15 @@ def test_a_callback_that_fails_midway_does_not_hold_the_run_open(crawler):
 
 def test_without_a_lease_or_a_run_outputs_pass_through(crawler):
     produced = [item(1)]
-    unleased = TextResponse("http://127.0.0.1:1/r", body=b"{}", request=crawler.spider._listing(None, 1))
+    unleased = TextResponse(
+        "http://127.0.0.1:1/r",
+        body=b"{}",
+        request=crawler.spider._listing(crawler.spider.lister.call(None, 1)),
+    )
     assert outputs(crawler, unleased, produced) == produced
     assert crawler._shopcrawl_run.unacked() == 0
     del crawler._shopcrawl_run
     response = TextResponse("http://127.0.0.1:1/r", body=b"{}")
-    response.request = crawler.spider._listing(None, 1)
+    response.request = crawler.spider._listing(crawler.spider.lister.call(None, 1))
     response.request.meta[LEASE_META] = "lease-1"
     assert outputs(crawler, response, produced) == produced

@@ -47,7 +47,7 @@ def test_unwrap_refuses_garbage(body):
     [
         (
             ApiError(
-                7,
+                "7",
                 "App Call Limited",
                 "accesscontrol.limited-by-api-access-count",
                 "This ban will last for 2 more seconds",
@@ -56,20 +56,23 @@ def test_unwrap_refuses_garbage(body):
         ),
         (
             ApiError(
-                7,
+                "7",
                 "App Call Limited",
                 "accesscontrol.limited-by-app-access-count",
                 "This ban will last for 31062 more seconds",
             ),
             ErrorClass.FATAL,
         ),
-        (ApiError(15, "Remote service error", "isp.top-remote-connection-timeout"), ErrorClass.RETRY),
-        (ApiError(15, "Remote service error", "isv.item-data-error", "bad item"), ErrorClass.RECORD),
-        (ApiError(25, "Invalid Signature"), ErrorClass.FATAL),
-        (ApiError(27, "Invalid Session", "invalid-sessionkey"), ErrorClass.FATAL),
-        (ApiError(29, "Invalid App Key"), ErrorClass.FATAL),
-        (ApiError(11, "Insufficient ISV Permissions", "isv.permission-api-package-empty"), ErrorClass.FATAL),
-        (ApiError(10, "Service Currently Unavailable"), ErrorClass.RETRY),
+        (ApiError("15", "Remote service error", "isp.top-remote-connection-timeout"), ErrorClass.RETRY),
+        (ApiError("15", "Remote service error", "isv.item-data-error", "bad item"), ErrorClass.RECORD),
+        (ApiError("25", "Invalid Signature"), ErrorClass.FATAL),
+        (ApiError("27", "Invalid Session", "invalid-sessionkey"), ErrorClass.FATAL),
+        (ApiError("29", "Invalid App Key"), ErrorClass.FATAL),
+        (
+            ApiError("11", "Insufficient ISV Permissions", "isv.permission-api-package-empty"),
+            ErrorClass.FATAL,
+        ),
+        (ApiError("10", "Service Currently Unavailable"), ErrorClass.RETRY),
     ],
 )
 def test_error_table(error, expected):
@@ -77,8 +80,8 @@ def test_error_table(error, expected):
 
 
 def test_fatal_hints_name_the_setting_to_fix():
-    assert "SHOPCRAWL_APP_SECRET" in top.fatal_hint(ApiError(25, "Invalid Signature"), max_ban_wait=600)
-    assert "SHOPCRAWL_SESSION" in top.fatal_hint(ApiError(27, "Invalid Session"), max_ban_wait=600)
+    assert "SHOPCRAWL_APP_SECRET" in top.fatal_hint(ApiError("25", "Invalid Signature"), max_ban_wait=600)
+    assert "SHOPCRAWL_SESSION" in top.fatal_hint(ApiError("27", "Invalid Session"), max_ban_wait=600)
 
 
 @pytest.mark.parametrize(

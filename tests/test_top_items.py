@@ -11,7 +11,7 @@ import pytest
 
 from shopcrawl.items import Sku
 from shopcrawl.platforms import top
-from shopcrawl.platforms.top_items import InvalidItem, item_from_raw, parse_properties_name
+from shopcrawl.platforms.top.items import InvalidItem, item_from_raw, parse_properties_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "top"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shopcrawl.platforms import top
-from shopcrawl.platforms.top_items import item_from_raw
+from shopcrawl.platforms.top.items import item_from_raw
 from shopcrawl.validation import check_item
 
 FIXTURES = Path(__file__).parent / "fixtures" / "top"

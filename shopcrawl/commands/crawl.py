@@ -37,8 +37,10 @@ class Command(ScrapyCrawl):
         assert self.settings is not None and self.crawler_process is not None
         if args[0] == "shop":
             try:
-                config = ShopcrawlConfig.from_settings(self.settings)
-                credentials_from_settings(self.settings)
+                config = ShopcrawlConfig.from_settings(
+                    self.settings, api=opts.spargs.get("api"), platform=opts.spargs.get("platform")
+                )
+                credentials_from_settings(self.settings, needs_session=config.dialect.needs_session)
                 if not str(opts.spargs.get("seller_id", "")).strip():
                     raise ConfigError("seller_id is required: scrapy crawl shop -a seller_id=<seller>")
                 store = open_store(config.store_uri)

@@ -43,12 +43,21 @@ def run_statuses(server: redis.Redis, seller_id: str | None = None) -> list[RunS
         prefix = _text(meta_key).removesuffix("meta")
         _, _, seller, run_id, _ = (prefix + "x").split(":", 4)
         keys = K.RunKeys(seller, run_id)
-        meta = {_text(k): _text(v) for k, v in server.hgetall(keys.meta).items()}
-        counters = {_text(k): _text(v) for k, v in server.hgetall(keys.counters).items()}
-        workers = [_text(w) for w in server.smembers(keys.workers)]
+        # One snapshot (MULTI): a run seen with listed items also shows the total its first page set.
+        pipe = server.pipeline(transaction=True)
+        pipe.hgetall(keys.meta)
+        pipe.hgetall(keys.counters)
+        pipe.smembers(keys.workers)
+        pipe.hlen(keys.owner)
+        pipe.scard(keys.done)
+        pipe.zcard(keys.queue)
+        pipe.exists(keys.closed)
+        raw_meta, raw_counters, members, listed, stored, queued, closed = pipe.execute()
+        meta = {_text(k): _text(v) for k, v in raw_meta.items()}
+        counters = {_text(k): _text(v) for k, v in raw_counters.items()}
+        workers = [_text(w) for w in members]
         alive = sum(1 for w in workers if server.exists(keys.heartbeat(w)))
         leased = sum(int(server.hlen(keys.leases(w))) for w in workers)
-        closed = bool(server.exists(keys.closed))
         state = "closed" if closed else ("running" if alive else "abandoned")
         out.append(
             RunStatus(
@@ -57,9 +66,9 @@ def run_statuses(server: redis.Redis, seller_id: str | None = None) -> list[RunS
                 state=state,
                 started_at=meta.get("started_at", ""),
                 declared_total=int(meta["declared_total"]) if "declared_total" in meta else None,
-                listed=int(server.hlen(keys.owner)),
-                stored=int(server.scard(keys.done)),
-                queued=int(server.zcard(keys.queue)),
+                listed=int(listed),
+                stored=int(stored),
+                queued=int(queued),
                 leased=leased,
                 workers_alive=alive,
                 api_calls=int(counters.get("shopcrawl/api/calls", 0)),

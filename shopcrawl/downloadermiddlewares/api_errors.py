@@ -1,20 +1,24 @@
-"""Maps every TOP outcome through one explicit table (errors arrive inside HTTP 200 bodies).
+"""Maps every API outcome through one explicit table; the dialect decodes and classifies.
+
+For TOP (errors arrive inside HTTP 200 bodies):
 
 =============================================  =================================================
 outcome                                        what the crawl does
 =============================================  =================================================
-success envelope                               a :class:`TopResponse` with ``payload``
+success envelope                               a :class:`ApiResponse` with ``payload``
 code 7 with "ban will last for N more seconds"  wait exactly N s (nothing sent to that API), resend
 ``isp.*``, HTTP 5xx/408/429, timeouts,         bounded retries (``RETRY_TIMES``) with exponential
 connection errors, truncated or garbled JSON   backoff; after the last one the callback gets an error
 ``isv.*``                                      the callback gets ``error`` to record; no retry
 25, 27, 29, 11, ... or a ban > max wait        stop the crawl at once with one line naming the fix
 =============================================  =================================================
+
+Other dialects map their own codes onto the same classes (see each ``platforms`` package); an HTTP
+status a dialect has no error body for follows the HTTP rows above.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -27,11 +31,10 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.defer import deferred_from_coro
 
-from shopcrawl.config import ShopcrawlConfig
+from shopcrawl.config import crawl_config
 from shopcrawl.downloadermiddlewares.ratelimit import NOT_BEFORE, BanBook
-from shopcrawl.http import GAVE_UP_CODE, META_KEY, TopResponse, api_method
-from shopcrawl.platforms import top
-from shopcrawl.platforms.top import ApiError, ErrorClass
+from shopcrawl.http import GAVE_UP_CODE, META_KEY, ApiResponse, api_method
+from shopcrawl.platforms.base import ApiError, ErrorClass, HttpStatus
 from shopcrawl.runs import FATAL_STAT
 
 logger = logging.getLogger(__name__)
@@ -42,7 +45,8 @@ MAX_BAN_RESENDS = 50  # per request: a ban that never ends is reported, not wait
 class ApiErrorsMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.config = ShopcrawlConfig.from_settings(crawler.settings)
+        self.config = crawl_config(crawler)
+        self.dialect = self.config.dialect
         self.bans = BanBook.for_crawler(crawler)
         self.fatal: str | None = None
 
@@ -62,27 +66,26 @@ class ApiErrorsMiddleware:
             raise IgnoreRequest(self.fatal)
         self._inc("shopcrawl/api/calls")
         self._inc(f"shopcrawl/api/calls/{method}")
-        if response.status != 200:
+        try:
+            payload, error = self.dialect.decode(method, response.status, response.body)
+        except HttpStatus:
             if response.status >= 500 or response.status in (408, 429):
                 return self._retry(request, f"http_{response.status}")
             self._stop(f"{self.config.api_url} answered HTTP {response.status}; check SHOPCRAWL_API_URL")
-        try:
-            body = json.loads(response.body)
-            payload, error = top.unwrap(body, method)
         except (ValueError, UnicodeDecodeError):
             return self._retry(request, "bad_json")
         if error is None:
             self._inc(f"shopcrawl/api/ok/{method}")
-            return self._top_response(response, payload=payload)
+            return self._api_response(response, payload=payload)
         self._inc(f"shopcrawl/api/error/{error.code}")
-        kind = top.classify(error, max_ban_wait=self.config.max_ban_wait)
+        kind = self.dialect.classify(error, max_ban_wait=self.config.max_ban_wait)
         if kind is ErrorClass.BAN:
             return await self._resend_after_ban(request, method, error)
         if kind is ErrorClass.RETRY:
             return self._retry(request, f"api_{error.sub_code or error.code}", error=error)
         if kind is ErrorClass.RECORD:
-            return self._top_response(response, error=error)
-        hint = top.fatal_hint(error, max_ban_wait=self.config.max_ban_wait)
+            return self._api_response(response, error=error)
+        hint = self.dialect.fatal_hint(error, max_ban_wait=self.config.max_ban_wait)
         self._stop(f"{error.describe()} -> {hint}")
 
     def process_exception(self, request: Request, exception: Exception) -> Response | Request | None:
@@ -93,10 +96,10 @@ class ApiErrorsMiddleware:
         return self._retry(request, type(exception).__name__)
 
     @staticmethod
-    def _top_response(
+    def _api_response(
         response: Response, *, payload: dict[str, object] | None = None, error: ApiError | None = None
-    ) -> TopResponse:
-        new = response.replace(cls=TopResponse, encoding="utf-8")
+    ) -> ApiResponse:
+        new = response.replace(cls=ApiResponse, encoding="utf-8")
         new.payload = payload
         new.error = error
         return new
@@ -113,17 +116,18 @@ class ApiErrorsMiddleware:
                 NOT_BEFORE: time.time() + delay * random.uniform(0.5, 1.0),
             }
             return retry
-        gave_up = ApiError(
-            GAVE_UP_CODE, f"gave up after {request.meta.get('retry_times', 0)} retries: {reason}"
-        )
+        msg = f"gave up after {request.meta.get('retry_times', 0)} retries: {reason}"
+        gave_up = ApiError(GAVE_UP_CODE, msg, source=self.dialect.source)
         if error is not None:
-            gave_up = ApiError(GAVE_UP_CODE, gave_up.msg, error.sub_code, error.sub_msg, error.request_id)
+            gave_up = ApiError(
+                GAVE_UP_CODE, msg, error.sub_code, error.sub_msg, error.request_id, error.source
+            )
         self._inc("shopcrawl/api/gave_up")
         return self._gave_up(request, gave_up)
 
     @staticmethod
-    def _gave_up(request: Request, error: ApiError) -> TopResponse:
-        response = TopResponse(request.url, status=200, body=b"{}", request=request, encoding="utf-8")
+    def _gave_up(request: Request, error: ApiError) -> ApiResponse:
+        response = ApiResponse(request.url, status=200, body=b"{}", request=request, encoding="utf-8")
         response.error = error
         return response
 

@@ -33,7 +33,7 @@ from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 
-from shopcrawl.config import ShopcrawlConfig, credentials_from_settings
+from shopcrawl.config import crawl_config, crawl_dialect, credentials_from_settings
 from shopcrawl.distributed import keys as K
 from shopcrawl.distributed import lua
 from shopcrawl.distributed.link import RedisLink
@@ -92,7 +92,9 @@ class BanBook:
         book = getattr(crawler, "_shopcrawl_banbook", None)
         if book is None:
             link = RedisLink.for_crawler(crawler)
-            app_key = credentials_from_settings(crawler.settings).app_key if link is not None else ""
+            needs_session = crawl_dialect(crawler).needs_session
+            creds = credentials_from_settings(crawler.settings, needs_session=needs_session) if link else None
+            app_key = creds.app_key if creds is not None else ""
             book = cls(link, app_key)
             crawler._shopcrawl_banbook = book  # type: ignore[attr-defined]
         return book
@@ -101,7 +103,7 @@ class BanBook:
 class RateLimitMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        config = ShopcrawlConfig.from_settings(crawler.settings)
+        config = crawl_config(crawler)
         self.bans = BanBook.for_crawler(crawler)
         self.interval = 1.0 / (config.qps * QPS_HEADROOM) if config.qps else 0.0
         headroom = WINDOW_HEADROOM if self.bans.link is None else SHARED_WINDOW_HEADROOM

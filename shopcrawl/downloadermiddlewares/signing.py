@@ -1,33 +1,34 @@
-"""Signs TOP calls at send time, and only then.
+"""Authorises API calls at send time, and only then, in the way of the crawl's API dialect.
 
 A queued request carries business params only. When the downloader is about to send it, this
-middleware adds ``app_key``, ``session``, a fresh GMT+8 ``timestamp``, ``v``, ``format``,
-``sign_method`` and ``sign`` to the POST body (never the URL, which Scrapy logs). When the
-response or the error comes back, the body is restored to its unsigned form, so a retry or a
-re-queued request never holds a credential or a stale timestamp.
+middleware has the dialect add credentials, a fresh timestamp and the signature: TOP and 1688 sign
+into the POST body; a gateway puts its key and secret in the query string. When the response or the
+error comes back, the request gets its unsigned URL and body back, and so does the response: a retry,
+a re-queued request, a log line or an error message never holds a credential or a stale timestamp.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Self
-from urllib.parse import parse_qsl, urlencode
 from weakref import WeakKeyDictionary
 
 from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 
-from shopcrawl.config import credentials_from_settings
+from shopcrawl.config import crawl_dialect, credentials_from_settings
 from shopcrawl.http import api_method
-from shopcrawl.platforms import top
 
 
 class SigningMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
-        self.credentials = credentials_from_settings(crawler.settings)
-        self._unsigned: WeakKeyDictionary[Request, bytes] = WeakKeyDictionary()
+        self.dialect = crawl_dialect(crawler)
+        self.credentials = credentials_from_settings(
+            crawler.settings, needs_session=self.dialect.needs_session
+        )
+        self._unsigned: WeakKeyDictionary[Request, tuple[str, bytes]] = WeakKeyDictionary()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -36,26 +37,24 @@ class SigningMiddleware:
     def process_request(self, request: Request) -> None:
         if api_method(request) is None or request in self._unsigned:
             return
-        business = dict(parse_qsl(request.body.decode("utf-8"), keep_blank_values=True))
-        creds = self.credentials
-        params = top.signed_params(
-            business,
-            app_key=creds.app_key,
-            secret=creds.secret,
-            session=creds.session,
-            sign_method=creds.sign_method,
-            now=datetime.now(UTC),
-        )
-        self._unsigned[request] = request.body
-        request._set_body(urlencode(params).encode("utf-8"))
+        url, body = self.dialect.authorise(request, self.credentials, datetime.now(UTC))
+        self._unsigned[request] = (request.url, request.body)
+        request._set_url(url)
+        request._set_body(body)
 
-    def _restore(self, request: Request) -> None:
-        body = self._unsigned.pop(request, None)
-        if body is not None:
-            request._set_body(body)
+    def _restore(self, request: Request) -> str | None:
+        unsigned = self._unsigned.pop(request, None)
+        if unsigned is None:
+            return None
+        url, body = unsigned
+        request._set_url(url)
+        request._set_body(body)
+        return url
 
     def process_response(self, request: Request, response: Response) -> Response:
-        self._restore(request)
+        url = self._restore(request)
+        if url is not None and response.url != url:
+            response = response.replace(url=url)
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:

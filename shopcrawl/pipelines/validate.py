@@ -11,8 +11,9 @@ from typing import Self
 
 from scrapy.crawler import Crawler
 
-from shopcrawl.items import RawTopItem, Reject, ShopItem
-from shopcrawl.platforms.top_items import InvalidItem, item_from_raw
+from shopcrawl.items import RawRecord, Reject, ShopItem
+from shopcrawl.platforms import get_dialect
+from shopcrawl.platforms.base import Dialect, InvalidItem
 from shopcrawl.validation import check_item
 
 _INDEX = re.compile(r"\[\d+\]")
@@ -21,17 +22,20 @@ _INDEX = re.compile(r"\[\d+\]")
 class ValidatePipeline:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
+        self._dialects: dict[tuple[str, str], Dialect] = {}
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(crawler)
 
     def process_item(self, item: object) -> object:
-        if not isinstance(item, RawTopItem):
+        if not isinstance(item, RawRecord):
             return item
         try:
-            typed: ShopItem = item_from_raw(
-                item.raw, item.listed, platform=item.platform, seller_id=item.seller_id, run_id=item.run_id
+            key = (item.api, item.platform)
+            dialect = self._dialects.get(key) or self._dialects.setdefault(key, get_dialect(*key))
+            typed: ShopItem = dialect.to_item(
+                item.raw, item.listed, seller_id=item.seller_id, run_id=item.run_id
             )
             problem = check_item(typed)
         except InvalidItem as exc:

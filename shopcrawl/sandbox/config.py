@@ -8,7 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+# The path each API is served under; the first line the sandbox prints is the chosen one's base URL,
+# the value for SHOPCRAWL_API_URL.
+BASE_PATHS: dict[str, str] = {"top": "/router/rest"}
+
 OPTION_HELP: dict[str, str] = {
+    "api": "which API's base URL to print first: " + ", ".join(BASE_PATHS) + " (the sandbox serves all)",
     "host": "interface to bind (loopback by default)",
     "port": "TCP port; 0 lets the OS pick one (the URL printed first on stdout has the real port)",
     "items": "number of on-sale items in the synthetic shop",
@@ -58,6 +63,7 @@ _NON_NEGATIVE = (
 
 @dataclass(frozen=True)
 class SandboxConfig:
+    api: str = "top"
     host: str = "127.0.0.1"
     port: int = 0
     items: int = 3000
@@ -102,6 +108,8 @@ class SandboxConfig:
             raise ValueError(
                 "--invalid-items, --isv-items, --vanish-items and --hostile-items exceed --items"
             )
+        if self.api not in BASE_PATHS:
+            raise ValueError(f"--api must be one of {', '.join(BASE_PATHS)}, got {self.api!r}")
         for name in ("app_key", "app_secret", "session", "seller"):
             if not getattr(self, name).strip():
                 raise ValueError(f"--{_flag(name)} must not be empty")

@@ -1,6 +1,7 @@
-"""``python -m shopcrawl.sandbox`` / ``shopcrawl sandbox``: run the TOP emulator until SIGTERM/SIGINT.
+"""``python -m shopcrawl.sandbox`` / ``shopcrawl sandbox``: run the API emulator until SIGTERM/SIGINT.
 
-The first line on stdout is the API URL (``http://127.0.0.1:PORT/router/rest``), printed and flushed
+The first line on stdout is the ``--api`` API's base URL (TOP: ``http://127.0.0.1:PORT/router/rest``),
+the value for ``SHOPCRAWL_API_URL``, printed and flushed
 only once the socket listens, so a parent process can use it as the readiness signal. Everything else
 goes to stderr through :mod:`logging`.
 """
@@ -17,8 +18,8 @@ from dataclasses import fields
 
 from aiohttp import web
 
-from .app import API_PATH, create_app
-from .config import OPTION_HELP, SandboxConfig
+from .app import create_app
+from .config import BASE_PATHS, OPTION_HELP, SandboxConfig
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 flag, default=default, choices=("DEBUG", "INFO", "WARNING", "ERROR"), help=helptext
             )
+        elif field.name == "api":
+            parser.add_argument(flag, default=default, choices=tuple(BASE_PATHS), help=helptext)
         else:
             parser.add_argument(flag, type=kind, default=default, metavar=field.name.upper(), help=helptext)
     return parser
@@ -79,7 +82,7 @@ async def serve(config: SandboxConfig) -> int:
         await site.start()
         host, port = runner.addresses[0][:2]
         host = f"[{host}]" if ":" in host else host
-        print(f"http://{host}:{port}{API_PATH}", flush=True)
+        print(f"http://{host}:{port}{BASE_PATHS[config.api]}", flush=True)
         logger.info(
             "sandbox listening on http://%s:%s: %d items (seed %d), app_key %s",
             host,

@@ -26,7 +26,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -37,7 +37,7 @@ from pymongo import InsertOne, MongoClient, UpdateMany, UpdateOne, monitoring
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
-from shopcrawl.items import Reject, ShopItem, Sku
+from shopcrawl.items import PriceTier, Reject, ShopItem, Sku
 from shopcrawl.stores import redact_uri
 from shopcrawl.stores.base import RunRecord, RunTally, StoreError
 from shopcrawl.stores.keys import escape_keys, unescape_keys
@@ -75,7 +75,11 @@ SHAPE_OPTION = "shopcrawlWriteShape"
 HASH_FIELD = "content_hash"
 # Item document fields a write sets every time, whatever the content: not part of the content hash.
 _UNHASHED = frozenset({"last_seen", "last_run_id"})
-_ITEM_PLAIN = [f.name for f in fields(ShopItem) if f.name not in {"run_id", "skus", "extras", *_ITEM_TIMES}]
+_ITEM_PLAIN = [
+    f.name
+    for f in fields(ShopItem)
+    if f.name not in {"run_id", "skus", "extras", "price_tiers", *_ITEM_TIMES}
+]
 _RUN_PLAIN = [f.name for f in fields(RunRecord) if f.name not in {"api_calls", "started_at", "finished_at"}]
 _REJECT_PLAIN = [f.name for f in fields(Reject) if f.name != "payload"]
 
@@ -152,6 +156,10 @@ def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], int]:
     doc |= _times("modified", item.modified) | _times("list_time", item.list_time)
     doc["extras"], escaped = escape_keys(_as_json(item.extras))
     doc |= {"skus": [], "last_seen": now, "last_run_id": item.run_id}
+    doc["price_tiers"] = [
+        asdict(tier) | {"price_fen": _fen(tier.price_fen, f"{name} tier {tier.start_quantity}")}
+        for tier in item.price_tiers
+    ]
     for sku in item.skus:
         sub: Doc = {f.name: getattr(sku, f.name) for f in fields(Sku)}
         sub["price_fen"] = _fen(sku.price_fen, f"{name} SKU {sku.sku_id}")
@@ -169,11 +177,12 @@ def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], int]:
 
 
 def _item_from_doc(doc: Mapping[str, Any]) -> ShopItem:
-    skus = [Sku(**{f.name: s[f.name] for f in fields(Sku)}) for s in doc["skus"]]
+    skus = [Sku(**{f.name: s[f.name] for f in fields(Sku) if f.name in s}) for s in doc["skus"]]
     for sku in skus:
         sku.props = unescape_keys(sku.props)
     return ShopItem(
-        **{f: doc[f] for f in _ITEM_PLAIN},
+        **{f: doc[f] for f in _ITEM_PLAIN if f in doc},  # fields added since it was written: defaults
+        price_tiers=[PriceTier(**tier) for tier in doc.get("price_tiers", [])],
         modified=datetime.fromisoformat(doc["modified_iso"]),
         list_time=_dt(doc["list_time_iso"]),
         skus=skus,

@@ -22,12 +22,12 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from shopcrawl.items import Reject, ShopItem, Sku
+from shopcrawl.items import PriceTier, Reject, ShopItem, Sku
 from shopcrawl.stores.base import FAILED_PREFIX, MISSING_PREFIX, RunRecord, RunTally, StoreError
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _FEN = "INTEGER NOT NULL CHECK (typeof(price_fen) = 'integer')"
 _DDL = (
     f"""CREATE TABLE IF NOT EXISTS items (
@@ -38,6 +38,7 @@ _DDL = (
         item_imgs TEXT NOT NULL, "desc" TEXT, skus TEXT NOT NULL,
         first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, last_run_id TEXT NOT NULL,
         extras TEXT NOT NULL DEFAULT '{{}}',
+        price_tiers TEXT NOT NULL DEFAULT '[]', min_order_quantity INTEGER,
         PRIMARY KEY (platform, seller_id, num_iid))""",
     f"""CREATE TABLE IF NOT EXISTS observations (
         run_id TEXT NOT NULL, platform TEXT NOT NULL, seller_id TEXT NOT NULL, num_iid INTEGER NOT NULL,
@@ -108,6 +109,7 @@ _FINISH_RUN = _insert(
     "(run_id) " + _update_all_but(_RUN_COLUMNS, ("run_id", "started_at", *_RUN_START_ONLY)),
 )
 _INSERT_REJECT = _insert("rejects", _REJECT_COLUMNS, "DO NOTHING")
+_ITEMS_V4 = ("price_tiers TEXT NOT NULL DEFAULT '[]'", "min_order_quantity INTEGER")
 _RUNS_V3 = ("items_failed INTEGER NOT NULL DEFAULT 0", "heartbeat_at TEXT", "owner TEXT NOT NULL DEFAULT ''")
 # Per distinct item of a run: stored (has an observation), else the best-ranked reject kind.
 _TALLY = f"""
@@ -156,7 +158,7 @@ def _item_row(item: ShopItem, now: str) -> dict[str, Any]:
     row = asdict(item)  # SKUs become dicts of all Sku fields
     row.update(modified=_iso(item.modified), list_time=_iso(item.list_time), item_imgs=_json(item.item_imgs))
     row.update(skus=_json(row["skus"]), first_seen=now, last_seen=now, last_run_id=row.pop("run_id"))
-    row.update(extras=_json(item.extras))
+    row.update(extras=_json(item.extras), price_tiers=_json(row["price_tiers"]))
     return row
 
 
@@ -186,6 +188,7 @@ def _item_from_row(row: sqlite3.Row) -> ShopItem:
     )
     data.update(item_imgs=json.loads(data["item_imgs"]), skus=[Sku(**s) for s in json.loads(data["skus"])])
     data.update(extras=json.loads(data["extras"]))
+    data.update(price_tiers=[PriceTier(**t) for t in json.loads(data["price_tiers"])])
     return ShopItem(**data)
 
 
@@ -361,6 +364,11 @@ class SqliteStore:
                 for column in _RUNS_V3:
                     if column.split()[0] not in have:
                         conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+            if 1 <= version < 4:  # 3 -> 4: 1688's quantity price tiers and minimum order
+                have = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+                for column in _ITEMS_V4:
+                    if column.split()[0] not in have:
+                        conn.execute(f"ALTER TABLE items ADD COLUMN {column}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _write(self, what: str, *batches: tuple[str, Sequence[Mapping[str, Any]]]) -> None:

@@ -9,16 +9,12 @@ from typing import Any
 
 from shopcrawl.items import ShopItem, Sku
 from shopcrawl.money import PriceError, to_fen
-from shopcrawl.platforms import top
+from shopcrawl.platforms.base import EnvelopeError, InvalidItem
+from shopcrawl.platforms.top import protocol as top
+
+__all__ = ["InvalidItem", "item_from_raw", "parse_properties_name"]
 
 _DIGITS = re.compile(r"-?[0-9]+")
-
-
-class InvalidItem(ValueError):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 def _int(raw: Mapping[str, Any], field: str, *, required: bool = True, prefix: str = "") -> int | None:
@@ -66,7 +62,7 @@ def _list(raw: Mapping[str, Any], field: str, item_name: str) -> list[Any]:
     """A wrapped or plain list field; absent is empty, any other shape an InvalidItem."""
     try:
         return top.unwrap_list(raw, field, item_name)
-    except top.EnvelopeError:
+    except EnvelopeError:
         raise InvalidItem(field, f"not a list: {raw.get(field)!r:.80}") from None
 
 

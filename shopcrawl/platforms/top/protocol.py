@@ -1,4 +1,4 @@
-"""Taobao Open Platform (TOP) ``router/rest`` dialect: signing, envelopes, error classes.
+"""Taobao Open Platform (TOP) ``router/rest`` wire protocol: signing, envelopes, error classes.
 
 Pure functions, no Scrapy imports. Protocol reference: shared api-protocols.md §1.
 """
@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from enum import Enum
 from typing import Any
+
+from shopcrawl.platforms.base import ApiError, EnvelopeError, ErrorClass
 
 PRODUCTION_URL = "https://gw.api.taobao.com/router/rest"
 SIGN_METHODS = ("md5", "hmac", "hmac-sha256")
@@ -127,66 +126,28 @@ def response_root(method: str) -> str:
     return name.replace(".", "_") + "_response"
 
 
-class ErrorClass(Enum):
-    """What the crawl does about an error (the table in issue 2)."""
-
-    BAN = "ban"  # code 7 with a duration: wait it out, send nothing meanwhile
-    RETRY = "retry"  # isp.*, 5xx, timeouts, garbled bodies: bounded retries with backoff
-    RECORD = "record"  # isv.* for one item: record it, do not retry
-    FATAL = "fatal"  # credentials, permissions, a long quota ban: stop the crawl
-
-
-@dataclass(frozen=True)
-class ApiError:
-    code: int
-    msg: str
-    sub_code: str = ""
-    sub_msg: str = ""
-    request_id: str = ""
-
-    @property
-    def ban_seconds(self) -> int | None:
-        match = _BAN_RE.search(self.sub_msg)
-        return int(match.group(1)) if match else None
-
-    @property
-    def app_wide(self) -> bool:
-        """A ban on the whole app key rather than on one API."""
-        return self.sub_code == "accesscontrol.limited-by-app-access-count"
-
-    def describe(self) -> str:
-        text = f"TOP error {self.code} ({self.msg})"
-        if self.sub_code:
-            text += f" {self.sub_code}"
-        if self.sub_msg:
-            text += f": {self.sub_msg}"
-        return text
-
-
-_BAN_RE = re.compile(r"ban will last for (\d+) more seconds")
-
-FATAL_HINTS: dict[int, str] = {
-    11: "the app lacks permission for this API; grant the API package to SHOPCRAWL_APP_KEY",
-    24: "the request was sent unsigned; check SHOPCRAWL_SIGN_METHOD",
-    25: "the signature was refused; check SHOPCRAWL_APP_SECRET and SHOPCRAWL_SIGN_METHOD",
-    26: "no session was sent; set SHOPCRAWL_SESSION",
-    27: "the session is invalid or expired; renew the seller's authorisation and set SHOPCRAWL_SESSION",
-    28: "no app key was sent; set SHOPCRAWL_APP_KEY",
-    29: "the app key is unknown; check SHOPCRAWL_APP_KEY",
-    31: "the timestamp was refused; check this machine's clock",
-    12: "the seller's authorisation lacks this permission; re-authorise with the needed scope",
-    21: "the API method is missing; this is a shopcrawl bug",
-    22: "the API method is unknown at this endpoint; check SHOPCRAWL_API_URL",
-    33: "the API version is refused; check SHOPCRAWL_API_URL",
+FATAL_HINTS: dict[str, str] = {
+    "11": "the app lacks permission for this API; grant the API package to SHOPCRAWL_APP_KEY",
+    "24": "the request was sent unsigned; check SHOPCRAWL_SIGN_METHOD",
+    "25": "the signature was refused; check SHOPCRAWL_APP_SECRET and SHOPCRAWL_SIGN_METHOD",
+    "26": "no session was sent; set SHOPCRAWL_SESSION",
+    "27": "the session is invalid or expired; renew the seller's authorisation and set SHOPCRAWL_SESSION",
+    "28": "no app key was sent; set SHOPCRAWL_APP_KEY",
+    "29": "the app key is unknown; check SHOPCRAWL_APP_KEY",
+    "31": "the timestamp was refused; check this machine's clock",
+    "12": "the seller's authorisation lacks this permission; re-authorise with the needed scope",
+    "21": "the API method is missing; this is a shopcrawl bug",
+    "22": "the API method is unknown at this endpoint; check SHOPCRAWL_API_URL",
+    "33": "the API version is refused; check SHOPCRAWL_API_URL",
 }
 # Codes that are never worth retrying and do not concern a single item.
-_FATAL_CODES = frozenset(FATAL_HINTS) | {13, 23, 30, 32, 34, 40, 41, 42, 43}
-_RETRY_CODES = frozenset({8, 10, 520})
+_FATAL_CODES = frozenset(FATAL_HINTS) | {"13", "23", "30", "32", "34", "40", "41", "42", "43"}
+_RETRY_CODES = frozenset({"8", "10", "520"})
 
 
 def classify(error: ApiError, *, max_ban_wait: float) -> ErrorClass:
     """Map a TOP error envelope to what the crawl does about it."""
-    if error.code == 7 or error.sub_code.startswith("accesscontrol."):
+    if error.code == "7" or error.sub_code.startswith("accesscontrol."):
         seconds = error.ban_seconds
         if seconds is None:
             return ErrorClass.RETRY
@@ -201,16 +162,12 @@ def classify(error: ApiError, *, max_ban_wait: float) -> ErrorClass:
 
 
 def fatal_hint(error: ApiError, *, max_ban_wait: float) -> str:
-    if error.code == 7:
+    if error.code == "7":
         return (
             f"the app's call quota is banned for {error.ban_seconds} s, longer than "
             f"SHOPCRAWL_MAX_BAN_WAIT={max_ban_wait:g}; wait, raise the quota, or raise that setting"
         )
     return FATAL_HINTS.get(error.code, "the API refused the request; see the error text")
-
-
-class EnvelopeError(ValueError):
-    """The body is not a TOP envelope (truncated, garbled, or of another shape)."""
 
 
 def unwrap(body: Any, method: str) -> tuple[dict[str, Any] | None, ApiError | None]:
@@ -224,12 +181,11 @@ def unwrap(body: Any, method: str) -> tuple[dict[str, Any] | None, ApiError | No
         raw = body["error_response"]
         if not isinstance(raw, dict):
             raise EnvelopeError("error_response is not an object")
-        try:
-            code = int(raw.get("code", -1))
-        except (TypeError, ValueError) as exc:
-            raise EnvelopeError(f"error_response.code is not a number: {raw.get('code')!r}") from exc
+        code = str(raw.get("code", "")).strip()
+        if not code.lstrip("-").isdigit() or not code.isascii():
+            raise EnvelopeError(f"error_response.code is not a number: {raw.get('code')!r}")
         return None, ApiError(
-            code=code,
+            code=str(int(code)),
             msg=str(raw.get("msg", "")),
             sub_code=str(raw.get("sub_code", "")),
             sub_msg=str(raw.get("sub_msg", "")),
