@@ -1,4 +1,4 @@
-"""The ``shopcrawl`` command: ``sandbox`` (the local TOP emulator) and ``demo`` (sandbox + crawl)."""
+"""The ``shopcrawl`` command: ``sandbox`` (the local API emulator), ``demo`` (sandbox + crawl), ``status``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from shopcrawl.platforms import APIS, PLATFORMS
+
 
 def _demo(args: argparse.Namespace) -> int:
     """Start a sandbox shop, crawl it into the embedded store, print the run summary."""
+    shop = ["--items", str(args.items), "--seed", "7", "--api", args.api]
     sandbox = subprocess.Popen(
-        [sys.executable, "-m", "shopcrawl.sandbox", "--port", "0", "--items", str(args.items), "--seed", "7"],
+        [sys.executable, "-m", "shopcrawl.sandbox", "--port", "0", *shop],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -22,10 +25,10 @@ def _demo(args: argparse.Namespace) -> int:
         if not url.startswith("http"):
             print("shopcrawl demo: the sandbox did not start", file=sys.stderr)
             return 1
-        print(f"sandbox: {url} ({args.items} items)")
+        print(f"sandbox: {url} ({args.items} items, API {args.api})")
         from shopcrawl.sandbox.local import crawl_command, crawl_env
 
-        env = crawl_env(url, args.store)
+        env = crawl_env(url, args.store, {"SHOPCRAWL_API": args.api, "SHOPCRAWL_PLATFORM": args.platform})
         command = crawl_command("demo", None, *(["-O", args.output] if args.output else []))
         return subprocess.call(command, env=env)
     finally:
@@ -98,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="store URI (default sqlite:///shopcrawl-demo.db)",
     )
     demo.add_argument("-O", "--output", help="also export the items to this file (.jsonl or .csv)")
+    demo.add_argument("--api", choices=APIS, default="top", help="the API to crawl through (default top)")
+    demo.add_argument(
+        "--platform", choices=PLATFORMS, default="taobao", help="the gateway's platform (default taobao)"
+    )
     demo.set_defaults(func=_demo)
     status = sub.add_parser("status", help="show the live state of distributed runs in Redis")
     status.add_argument("--seller", help="only this seller's runs")

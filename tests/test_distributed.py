@@ -28,8 +28,10 @@ def _workers(url, tmp_path, redis_url, count, *, settings=None, env=None, run_id
     )
     extra = ("-a", f"run_id={run_id}") if run_id else ()
     procs = []
-    for _ in range(count):
-        log = tmp_path / f"worker-{len(list(tmp_path.glob('worker-*.log')))}.log"
+    first = len(list(tmp_path.glob("worker-*.log")))
+    for n in range(first, first + count):
+        log = tmp_path / f"worker-{n}.log"
+        log.touch()  # a later call numbers its workers after these
         args = crawl_command("demo", {"LOG_FILE": log, **(settings or {})}, *extra)
         procs.append(subprocess.Popen(args, env=full_env, cwd=tmp_path, stdout=subprocess.DEVNULL))
     return procs
