@@ -22,6 +22,7 @@ Codes and msgs follow §1.5 of the protocol doc. Choices it leaves open [unconfi
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -132,13 +133,34 @@ def check_system(params: Mapping[str, str], creds: Credentials, now: float) -> N
         raise TopError(
             25, "Invalid Signature", "isv.invalid-sign-method", f"unsupported sign_method: {sign_method}"
         )
-    expected = sign(params, creds.app_secret, sign_method)
-    if not hmac.compare_digest(expected.encode(), params["sign"].encode()):
+    if not _signature_matches(params, creds.app_secret, sign_method):
         raise TopError(25, "Invalid Signature")
     if "session" not in params:
         raise TopError(26, "Missing Session")
     if params["session"] != creds.session:
         raise TopError(27, "Invalid Session", "invalid-sessionkey", INVALID_SESSION_MSG)
+
+
+def _signature_matches(params: Mapping[str, str], secret: str, sign_method: str) -> bool:
+    """The signature, computed with empty values dropped (the Java SDK never sends them) or, as the
+    classic Python, Node and PHP clients do, signed as their key alone: which rule TOP applies to an
+    empty value is unconfirmed, so either is accepted."""
+    given = params["sign"].encode()
+    if hmac.compare_digest(sign(params, secret, sign_method).encode(), given):
+        return True
+    if all(v.strip() for k, v in params.items() if k != "sign"):
+        return False
+    # Every param as sent, an empty value signing as its key alone.
+    message = "".join(k + v for k, v in sorted(params.items()) if k and k != "sign")
+    return hmac.compare_digest(_digest(message, secret, sign_method).encode(), given)
+
+
+def _digest(message: str, secret: str, sign_method: str) -> str:
+    key, data = secret.encode(), message.encode()
+    if sign_method == "md5":
+        return hashlib.md5(key + data + key).hexdigest().upper()
+    digest = hashlib.md5 if sign_method == "hmac" else hashlib.sha256
+    return hmac.new(key, data, digest).hexdigest().upper()
 
 
 def parse_fields(params: Mapping[str, str], allowed: frozenset[str]) -> tuple[str, ...]:
