@@ -123,15 +123,16 @@ redis.call('EXPIRE', second, 120)
 return {wait, 1}
 """
 
-# KEYS: ban key. ARGV: ban ms. Sets or extends a ban; returns the ms it added (for ban-wait stats).
+# KEYS: ban key. ARGV: ban ms. Sets or extends a ban; returns {the ms it added (for ban-wait stats),
+# the ms that were left of the ban before (0: a new ban)}.
 BAN = """
 local left = math.max(redis.call('PTTL', KEYS[1]), 0)
 local ms = tonumber(ARGV[1])
 if ms > left then
   redis.call('SET', KEYS[1], '1', 'PX', ms)
-  return ms - left
+  return {ms - left, left}
 end
-return 0
+return {0, left}
 """
 
 # KEYS: send window (zset: member = one call, score = when it is known to have left, in ms of Redis

@@ -133,9 +133,7 @@ class ApiErrorsMiddleware:
 
     async def _resend_after_ban(self, request: Request, method: str, error: ApiError) -> Request:
         seconds = error.ban_seconds or 1
-        fresh = await self.bans.remaining(method) <= 0
-        await self.bans.ban(method, seconds, app_wide=error.app_wide)
-        if fresh:
+        if await self.bans.ban(method, seconds, app_wide=error.app_wide):
             self._inc("shopcrawl/ban/count")
             logger.info(
                 "%s banned for %d s (%s); holding every call to it until then",

@@ -65,19 +65,25 @@ class BanBook:
         self.app_key = app_key
         self._ban = link.aio.register_script(lua.BAN) if link is not None else None
 
-    async def ban(self, method: str, seconds: float, *, app_wide: bool) -> None:
+    async def ban(self, method: str, seconds: float, *, app_wide: bool) -> bool:
+        """Set or extend a ban; True when no ban was in force for that key before (a new ban).
+
+        One round trip with Redis: the workers still sending learn of the ban that much sooner."""
         key = ALL_APIS if app_wide else method
         if self._ban is not None:
             # Count each banned second once, however many workers and calls report the ban.
-            added_ms = await self._ban(keys=[K.ban_key(self.app_key, key)], args=[int(seconds * 1000)])
+            added_ms, left_ms = await self._ban(
+                keys=[K.ban_key(self.app_key, key)], args=[int(seconds * 1000)]
+            )
             self.waited_seconds += int(added_ms) / 1000
-            return
+            return int(left_ms) == 0
         now = time.monotonic()
         until = now + seconds
         current = self._until.get(key, 0.0)
         if until > current:
             self.waited_seconds += until - max(now, current)
             self._until[key] = until
+        return current <= now
 
     async def remaining(self, method: str) -> float:
         if self.link is not None:
