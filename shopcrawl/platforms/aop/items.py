@@ -88,18 +88,18 @@ def _object(raw: Mapping[str, Any], field: str) -> Mapping[str, Any]:
     return value
 
 
-def _array(raw: Mapping[str, Any], field: str) -> list[Any]:
+def _array(raw: Mapping[str, Any], field: str, prefix: str = "") -> list[Any]:
     value = raw.get(field)
     if value is None:
         return []
     if not isinstance(value, list):
-        raise InvalidItem(field, f"not a list: {plain(value)!r:.80}")
+        raise InvalidItem(prefix + field, f"not a list: {plain(value)!r:.80}")
     return value
 
 
 def _tiers(sale: Mapping[str, Any]) -> list[PriceTier]:
     tiers = []
-    for index, raw in enumerate(_array(sale, "priceRanges")):
+    for index, raw in enumerate(_array(sale, "priceRanges", "saleInfo.")):
         prefix = f"saleInfo.priceRanges[{index}]."
         if not isinstance(raw, Mapping):
             raise InvalidItem(prefix[:-1], "not an object")
@@ -147,7 +147,7 @@ def _sku(raw: Any, index: int, first_tier: PriceTier | None) -> Sku:
         price_fen=fen,
         quantity=quantity,
         outer_id="" if raw.get("cargoNumber") is None else str(raw.get("cargoNumber")),
-        props=_props(_array(raw, "attributes"), prefix),
+        props=_props(_array(raw, "attributes", prefix), prefix),
         spec_id="" if spec is None else str(spec),
     )
 
@@ -179,7 +179,7 @@ def item_from_raw(
     sale_rest = {k: v for k, v in sale.items() if k not in _SALE_MAPPED}
     if sale_rest:  # quoteType, unit, ...: kept under their own object
         extras["saleInfo"] = sale_rest
-    images = [str(path) for path in _array(_object(merged, "image"), "images") if isinstance(path, str)]
+    images = [str(path) for path in _array(_object(merged, "image"), "images", "image.") if isinstance(path, str)]
     return ShopItem(
         platform=platform,
         seller_id=seller_id,
