@@ -96,3 +96,14 @@ def test_two_workers_share_one_crawl_over_redis(sandbox_factory, tmp_path, redis
     assert sum(sandbox.stats()["calls"].values()) == _floor(500)
     logs = "".join((tmp_path / f"worker-{n}.log").read_text() for n in range(2))
     assert SECRET not in logs and SESSION not in logs
+
+
+def test_qps_over_limit_is_retried_with_backoff_and_the_run_completes(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory("--items", "200", "--seed", "13", "--qps", "60", "--ban-seconds", "0.3")
+    result = crawl(sandbox.base + "/openapi", tmp_path, extra_args=AOP, settings={"RETRY_TIMES": 20})
+    assert result.returncode == 0, result.stderr
+    outcomes = sandbox.stats()["outcomes"]
+    assert outcomes.get("ban", 0) > 0 and outcomes["ok"] == _floor(200)
+    assert result.scalar("SELECT COUNT(*) FROM items") == 200
+    assert result.query("SELECT status FROM runs") == [("complete",)]
+    assert "api_gw.QpsOverLimit" in result.log

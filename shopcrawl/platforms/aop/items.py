@@ -179,7 +179,8 @@ def item_from_raw(
     sale_rest = {k: v for k, v in sale.items() if k not in _SALE_MAPPED}
     if sale_rest:  # quoteType, unit, ...: kept under their own object
         extras["saleInfo"] = sale_rest
-    images = [str(path) for path in _array(_object(merged, "image"), "images", "image.") if isinstance(path, str)]
+    paths = _array(_object(merged, "image"), "images", "image.")
+    images = [path for path in paths if isinstance(path, str)]
     return ShopItem(
         platform=platform,
         seller_id=seller_id,
