@@ -57,14 +57,17 @@ def test_faults_still_complete_within_the_floor_plus_retries(sandbox_factory, tm
     assert faults <= retries
 
 
-def test_a_vanished_product_is_a_reject_and_the_run_is_accounted_for(sandbox_factory, tmp_path):
-    sandbox = sandbox_factory("--items", "120", "--seed", "9", "--vanish-items", "3")
+def test_vanished_and_invalid_products_are_rejects_and_the_run_is_accounted_for(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory("--items", "120", "--seed", "9", "--vanish-items", "3", "--invalid-items", "6")
     result = crawl(sandbox.base + "/openapi", tmp_path, extra_args=AOP)
     assert result.returncode == 0, result.stderr
-    reasons = result.query("SELECT num_iid, reason FROM rejects")
-    assert {n for n, _ in reasons} == set(sandbox.bad_items()["vanish"])
-    assert all(reason.startswith("detail/PRODUCT_NOT_EXIST: ") for _, reason in reasons)
-    assert result.query("SELECT items_stored, items_rejected, status FROM runs") == [(117, 3, "complete")]
+    planted = sandbox.bad_items()
+    reasons = dict(result.query("SELECT num_iid, reason FROM rejects"))
+    assert {n for n, r in reasons.items() if r.startswith("detail/PRODUCT_NOT_EXIST: ")} == set(
+        planted["vanish"]
+    )
+    assert {n for n, r in reasons.items() if r.startswith("invalid/")} == {int(n) for n in planted["invalid"]}
+    assert result.query("SELECT items_stored, items_rejected, status FROM runs") == [(111, 9, "complete")]
     assert "120 / 120 items accounted for (100%)" in result.log
 
 
