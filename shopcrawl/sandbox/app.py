@@ -35,6 +35,7 @@ from aiohttp import web
 from shopcrawl.platforms.top import DETAIL_METHOD, LISTING_METHOD
 
 from . import render
+from .aop import AOP_PATH, AopApi
 from .checks import Credentials, TopError, check_system, parse_detail, parse_listing
 from .config import SandboxConfig
 from .faults import FaultPlan, RateLimiter, ban_error, html_error
@@ -235,6 +236,7 @@ def create_app(config: SandboxConfig) -> web.Application:
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app[SANDBOX_KEY] = sandbox
     app.router.add_route("*", API_PATH, sandbox.api)
+    app.router.add_route("*", AOP_PATH, AopApi(sandbox).handle)
     app.router.add_get("/_sandbox/stats", sandbox.stats_view)
     app.router.add_post("/_sandbox/reset-stats", sandbox.reset_stats)
     app.router.add_post("/_sandbox/mutate", sandbox.mutate)

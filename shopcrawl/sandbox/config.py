@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 # The path each API is served under; the first line the sandbox prints is the chosen one's base URL,
 # the value for SHOPCRAWL_API_URL.
-BASE_PATHS: dict[str, str] = {"top": "/router/rest"}
+BASE_PATHS: dict[str, str] = {"top": "/router/rest", "1688": "/openapi"}
 
 OPTION_HELP: dict[str, str] = {
     "api": "which API's base URL to print first: " + ", ".join(BASE_PATHS) + " (the sandbox serves all)",

@@ -1,12 +1,13 @@
 """MongoDB store (``mongodb://`` / ``mongodb+srv://``): the SQLite store's semantics over pymongo.
 
-Collections ``items``, ``observations``, ``runs`` and ``rejects`` hold the SQLite rows' fields as
-native BSON: SKUs are an embedded array, money is integer fen plus the source string (never a float
-or Decimal128), times are BSON dates in UTC. A BSON date has milliseconds and no offset, so the times a
-caller gives (item ``modified`` / ``list_time``, run ``started_at`` / ``finished_at``) also keep an
-exact ISO 8601 copy in ``<field>_iso``, which the read helpers return; times the store makes are
-truncated to the millisecond. Keys from data are escaped (``shopcrawl.stores.keys``); ``extras`` and
-reject payloads are stored as JSON would hold them, so reads match the SQLite store's.
+Collections ``items``, ``observations``, ``tier_observations`` (1688 price tiers), ``runs`` and
+``rejects`` hold the SQLite rows' fields as native BSON: SKUs are an embedded array, money is integer
+fen plus the source string (never a float or Decimal128), times are BSON dates in UTC. A BSON date has
+milliseconds and no offset, so the times a caller gives (item ``modified`` / ``list_time``, run
+``started_at`` / ``finished_at``) also keep an exact ISO 8601 copy in ``<field>_iso``, which the read
+helpers return; times the store makes are truncated to the millisecond. Keys from data are escaped
+(``shopcrawl.stores.keys``); ``extras`` and reject payloads are stored as JSON would hold them, so reads
+match the SQLite store's.
 
 Writes are unordered ``bulk_write`` batches of at most ``batch_size`` operations. Items are written in
 one of two shapes (``write_shape``), both atomic per document, so no interruption can leave a stored item
@@ -41,7 +42,7 @@ from shopcrawl.items import PriceTier, Reject, ShopItem, Sku
 from shopcrawl.stores import redact_uri
 from shopcrawl.stores.base import RunRecord, RunTally, StoreError
 from shopcrawl.stores.keys import escape_keys, unescape_keys
-from shopcrawl.stores.sqlite import Observation
+from shopcrawl.stores.sqlite import Observation, TierObservation
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,12 @@ INDEXES: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("items", "items_by_last_run", ("seller_id", "last_run_id"), False),
     ("observations", "observations_key", ("run_id", "platform", "seller_id", "num_iid", "sku_id"), True),
     ("observations", "observations_by_sku", ("platform", "seller_id", "num_iid", "sku_id", "run_id"), False),
+    (
+        "tier_observations",
+        "tier_observations_key",
+        ("run_id", "platform", "seller_id", "num_iid", "start_quantity"),
+        True,
+    ),
     ("runs", "runs_key", ("run_id",), True),
     ("runs", "runs_by_seller", ("seller_id", "started_at"), False),
     # An unknown num_iid is stored as null, and null equals null in a unique index (COALESCE in SQLite).
@@ -147,8 +154,9 @@ def _split_shape(uri: str) -> tuple[str, str | None]:
     return (base + ("?" + "&".join(kept) if kept else "")), shape
 
 
-def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], int]:
-    """The item document (no first_seen), its observations, and the number of keys escaped."""
+def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], list[Doc], int]:
+    """The item document (no first_seen), its observations, its price tier observations, and the
+    number of keys escaped."""
     name = f"item {item.platform}/{item.seller_id}/{item.num_iid}"
     if not item.run_id:
         raise ValueError(f"{name} has no run_id")
@@ -173,7 +181,14 @@ def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], int]:
         base | {"sku_id": sku_id, "price": price, "price_fen": fen, "quantity": quantity}
         for sku_id, price, fen, quantity in prices or [(0, item.price, item.price_fen, item.num)]
     ]
-    return doc, observed, escaped
+    tiers = [
+        base
+        | {"start_quantity": tier["start_quantity"], "price": tier["price"], "price_fen": tier["price_fen"]}
+        for tier in doc["price_tiers"]
+    ]
+    for tier in tiers:
+        del tier["sold_quantity"]
+    return doc, observed, tiers, escaped
 
 
 def _item_from_doc(doc: Mapping[str, Any]) -> ShopItem:
@@ -374,11 +389,13 @@ class MongoStore:
         now = self._now()
         docs: dict[str, Doc] = {}
         observation_ops: list[WriteOp] = []
+        tier_ops: list[WriteOp] = []
         escaped = 0
         for item in items:  # every item is checked before anything is sent
-            doc, observed, count = _item_docs(item, now)
+            doc, observed, tiers, count = _item_docs(item, now)
             docs[item_id(item)] = doc  # the same item twice in a batch: the later one wins
             observation_ops += [InsertOne(obs) for obs in observed]
+            tier_ops += [InsertOne(tier) for tier in tiers]
             escaped += count
         if not docs:
             return
@@ -397,6 +414,8 @@ class MongoStore:
             else:
                 self._upsert(chunk, docs, now, what)
         self._bulk("observations", observation_ops, what)
+        if tier_ops:
+            self._bulk("tier_observations", tier_ops, what)
         self._count_escaped(escaped)
 
     def _upsert(self, ids: list[str], docs: Mapping[str, Doc], now: datetime, what: str) -> None:
@@ -502,6 +521,11 @@ class MongoStore:
     def observations_for_run(self, run_id: str) -> list[Observation]:
         docs = self._find("observations", {"run_id": run_id}, ("platform", "seller_id", "num_iid", "sku_id"))
         return [Observation(**{f: doc[f] for f in Observation._fields}) for doc in docs]
+
+    def tier_observations_for_run(self, run_id: str) -> list[TierObservation]:
+        order = ("platform", "seller_id", "num_iid", "start_quantity")
+        docs = self._find("tier_observations", {"run_id": run_id}, order)
+        return [TierObservation(**{f: doc[f] for f in TierObservation._fields}) for doc in docs]
 
     def rejects_for_run(self, run_id: str) -> list[Reject]:
         """In insertion order (the driver's ObjectIds), as the SQLite store's rowid order."""

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from shopcrawl.items import Reject, ShopItem
 from shopcrawl.stores.base import RunRecord, RunTally
-from shopcrawl.stores.sqlite import Observation
+from shopcrawl.stores.sqlite import Observation, TierObservation
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,9 @@ class NullStore:
         return None
 
     def observations_for_run(self, run_id: str) -> list[Observation]:
+        return []
+
+    def tier_observations_for_run(self, run_id: str) -> list[TierObservation]:
         return []
 
     def rejects_for_run(self, run_id: str) -> list[Reject]:

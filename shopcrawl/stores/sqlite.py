@@ -47,6 +47,11 @@ _DDL = (
         PRIMARY KEY (run_id, platform, seller_id, num_iid, sku_id)) WITHOUT ROWID""",
     """CREATE INDEX IF NOT EXISTS observations_by_sku
         ON observations (platform, seller_id, num_iid, sku_id, run_id)""",
+    # 1688 quantity price tiers, observed per run like SKUs (created with schema 4, and by its migration).
+    f"""CREATE TABLE IF NOT EXISTS tier_observations (
+        run_id TEXT NOT NULL, platform TEXT NOT NULL, seller_id TEXT NOT NULL, num_iid INTEGER NOT NULL,
+        start_quantity INTEGER NOT NULL, price TEXT NOT NULL, price_fen {_FEN}, observed_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, platform, seller_id, num_iid, start_quantity)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS runs (
         run_id TEXT PRIMARY KEY, platform TEXT NOT NULL, seller_id TEXT NOT NULL,
         started_at TEXT NOT NULL, finished_at TEXT, declared_total INTEGER,
@@ -64,6 +69,9 @@ _DDL = (
 )
 
 
+_TIER_DDL = next(statement for statement in _DDL if "tier_observations" in statement)
+
+
 class Observation(NamedTuple):
     """One row of ``observations``; ``sold_quantity`` is the item's (TOP gives no per-SKU sales)."""
 
@@ -76,6 +84,19 @@ class Observation(NamedTuple):
     price_fen: int
     quantity: int
     sold_quantity: int | None
+    observed_at: datetime
+
+
+class TierObservation(NamedTuple):
+    """One row of ``tier_observations``: a 1688 quantity price tier of an item, seen by a run."""
+
+    run_id: str
+    platform: str
+    seller_id: str
+    num_iid: int
+    start_quantity: int
+    price: str
+    price_fen: int
     observed_at: datetime
 
 
@@ -102,6 +123,7 @@ _UPSERT_ITEM = _insert(
     f"({', '.join(_ITEM_KEY)}) " + _update_all_but(_ITEM_COLUMNS, (*_ITEM_KEY, "first_seen")),
 )
 _INSERT_OBSERVATION = _insert("observations", Observation._fields, "DO NOTHING")
+_INSERT_TIER_OBSERVATION = _insert("tier_observations", TierObservation._fields, "DO NOTHING")
 _START_RUN = _insert("runs", _RUN_COLUMNS, "DO NOTHING")
 _FINISH_RUN = _insert(
     "runs",
@@ -170,6 +192,16 @@ def _observation_rows(item: ShopItem, now: str) -> list[dict[str, Any]]:
     return [
         {**base, "sku_id": s.sku_id, "price": s.price, "price_fen": s.price_fen, "quantity": s.quantity}
         for s in item.skus
+    ]
+
+
+def _tier_observation_rows(item: ShopItem, now: str) -> list[dict[str, Any]]:
+    base: dict[str, Any] = {"run_id": item.run_id, "platform": item.platform, "seller_id": item.seller_id}
+    return [
+        base
+        | {"num_iid": item.num_iid, "start_quantity": t.start_quantity, "price": t.price}
+        | {"price_fen": t.price_fen, "observed_at": now}
+        for t in item.price_tiers
     ]
 
 
@@ -247,14 +279,17 @@ class SqliteStore:
 
     def write_items(self, items: Sequence[ShopItem]) -> None:
         now = _iso(self._clock(), utc=True) or ""
-        item_rows, observation_rows = [], []
+        item_rows, observation_rows, tier_rows = [], [], []
         for item in items:
             if not item.run_id:
                 raise ValueError(f"item {item.platform}/{item.seller_id}/{item.num_iid} has no run_id")
             item_rows.append(_item_row(item, now))
             observation_rows += _observation_rows(item, now)
+            tier_rows += _tier_observation_rows(item, now)
         if item_rows:
-            batches = (_UPSERT_ITEM, item_rows), (_INSERT_OBSERVATION, observation_rows)
+            batches = [(_UPSERT_ITEM, item_rows), (_INSERT_OBSERVATION, observation_rows)]
+            if tier_rows:
+                batches.append((_INSERT_TIER_OBSERVATION, tier_rows))
             self._write(f"write {len(item_rows)} items", *batches)
 
     def write_rejects(self, rejects: Sequence[Reject]) -> None:
@@ -331,6 +366,12 @@ class SqliteStore:
         rows = self._read(sql + " ORDER BY platform, seller_id, num_iid, sku_id", {"run_id": run_id})
         return [Observation(**dict(row) | {"observed_at": _dt(row["observed_at"])}) for row in rows]
 
+    def tier_observations_for_run(self, run_id: str) -> list[TierObservation]:
+        sql = f"SELECT {', '.join(TierObservation._fields)} FROM tier_observations WHERE run_id = :run_id"
+        order = " ORDER BY platform, seller_id, num_iid, start_quantity"
+        rows = self._read(sql + order, {"run_id": run_id})
+        return [TierObservation(**dict(row) | {"observed_at": _dt(row["observed_at"])}) for row in rows]
+
     def rejects_for_run(self, run_id: str) -> list[Reject]:
         sql = f"SELECT {', '.join(_REJECT_COLUMNS[:-1])} FROM rejects WHERE run_id = :run_id ORDER BY id"
         rows = self._read(sql, {"run_id": run_id})
@@ -370,6 +411,8 @@ class SqliteStore:
                     if column.split()[0] not in have:
                         conn.execute(f"ALTER TABLE items ADD COLUMN {column}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        else:  # a version-4 file written before tier_observations existed: add it (idempotent)
+            conn.execute(_TIER_DDL)
 
     def _write(self, what: str, *batches: tuple[str, Sequence[Mapping[str, Any]]]) -> None:
         """Run each ``(sql, rows)`` batch with ``executemany``, all in one transaction."""
