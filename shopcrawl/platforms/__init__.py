@@ -22,4 +22,8 @@ def get_dialect(api: str, platform: str = "taobao", *, fetch_desc: bool = False)
         from shopcrawl.platforms.top.dialect import TopDialect
 
         return TopDialect(fetch_desc=fetch_desc)
+    if api == "gateway":
+        from shopcrawl.platforms.gateway import GatewayDialect
+
+        return GatewayDialect(platform)
     raise ValueError(f"unknown API {api!r}: use one of {', '.join(APIS)}")
