@@ -13,8 +13,9 @@ from the answer, never assumes one. Every follow-up call is derived from the pag
   price than one query can page: the walk skips past that price (+0.01 元), loudly.
 - **Taobao has no price filter** (:class:`SortUnion`): ``bid`` and its exact reverse ``_bid`` first
   (together they reach up to twice the cap; ``_bid`` pages only as deep as needed), then ``new``,
-  ``sale``, ``_sale`` one page at a time while they still bring new items and the distinct items are
-  short of the total. A shop they cannot reach ends incomplete, with the reason.
+  ``sale``, ``_sale`` one page at a time while the distinct items are short of the total; an order is
+  dropped once :data:`IDLE_PAGES` pages in a row brought no new item. A shop they cannot reach ends
+  incomplete, with the reason.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 EXTRA_ORDERS = ("new", "sale", "_sale")  # Taobao's other sort orders, in the order they are tried
 ONE_FEN = Decimal("0.01")
+# An extra sort order is dropped after this many pages in a row brought no new item.
+IDLE_PAGES = 3
 
 
 class Answer:
@@ -168,9 +171,9 @@ class SortUnion(_GatewayLister):
         sort, page_no, total = meta["sort"], int(meta["page"]), int(meta["total"])
         if listed_count >= total:
             return
-        brought = listed_count > int(meta.get("seen", -1))
-        if brought and answer.rows and page_no < answer.reach:
-            page.follow.append(self.call(sort, page_no + 1, seen=listed_count, total=total))
+        idle = 0 if listed_count > int(meta.get("seen", -1)) else int(meta.get("idle", 0)) + 1
+        if idle < IDLE_PAGES and answer.rows and page_no < answer.reach:
+            page.follow.append(self.call(sort, page_no + 1, seen=listed_count, total=total, idle=idle))
             return
         index = EXTRA_ORDERS.index(sort)
         if index + 1 < len(EXTRA_ORDERS):
