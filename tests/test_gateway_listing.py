@@ -163,3 +163,13 @@ def test_a_listing_body_of_another_shape_is_an_envelope_error(name):
     payload = json.loads((FIXTURES / f"{name}.json").read_text())
     with pytest.raises(EnvelopeError):
         SortUnion("s").on_page(SortUnion("s").first(), payload, 0)
+
+
+def test_a_page_count_above_50_is_still_capped_at_50_pages():
+    from shopcrawl.platforms.gateway.listing import Answer
+
+    rows = [{"num_iid": str(k), "price": "1.00"} for k in range(18)]
+    answer = Answer({"items": {"page_size": 18, "total_results": "3041", "page_count": 153, "item": rows}})
+    assert (answer.reach, answer.capped) == (50, True)
+    answer = Answer({"items": {"page_size": "18", "total_results": 40, "item": rows}})  # no page_count
+    assert (answer.reach, answer.capped) == (3, False)
