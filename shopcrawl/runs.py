@@ -13,6 +13,7 @@ from shopcrawl.stores.base import RunRecord, RunTally
 FATAL_STAT = "shopcrawl/fatal"
 SUMMARY_STAT = "shopcrawl/summary"
 STATUS_STAT = "shopcrawl/status"
+LISTING_GAP_STAT = "shopcrawl/listing/gap"  # why the listing plan cannot reach every declared item
 # Scrapy's close reason when SIGINT or SIGTERM stopped the crawl (CrawlerProcess's shutdown handlers).
 SHUTDOWN_REASON = "shutdown"
 # A running run with no heartbeat for this long is abandoned when its seller is crawled again.
@@ -55,6 +56,9 @@ def final_record(
     else:
         status = "interrupted" if close_reason == SHUTDOWN_REASON else "incomplete"
         reason = "no declared total" if short is None else f"{short:,} declared items not accounted for"
+        gap = stats.get(LISTING_GAP_STAT)
+        if gap and declared_total is not None:
+            reason = f"{gap} reached {listed:,} of {declared_total:,} items; {reason}"
         if status == "interrupted":
             reason = f"stopped by a signal; {reason}"
         if tally.failed:

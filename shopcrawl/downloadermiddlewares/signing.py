@@ -58,4 +58,11 @@ class SigningMiddleware:
         return response
 
     def process_exception(self, request: Request, exception: Exception) -> None:
-        self._restore(request)
+        signed = request.url
+        url = self._restore(request)
+        if url is not None and signed != url:
+            # A download error's message can hold the sent URL (e.g. "Getting <url> took longer than
+            # 30 seconds."): a gateway's key and secret ride in it, so it gets the unsigned one.
+            exception.args = tuple(
+                arg.replace(signed, url) if isinstance(arg, str) else arg for arg in exception.args
+            )

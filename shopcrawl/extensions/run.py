@@ -25,6 +25,7 @@ from shopcrawl.distributed.run import RunCoordinator
 from shopcrawl.downloadermiddlewares.ratelimit import BanBook
 from shopcrawl.runs import (
     FATAL_STAT,
+    LISTING_GAP_STAT,
     STATUS_STAT,
     SUMMARY_STAT,
     abandoned_reason,
@@ -170,6 +171,9 @@ class RunLifecycle:
         shared = dict(coordinator.counters())
         if fatal:
             shared[FATAL_STAT] = fatal
+        gap = stats.get_value(LISTING_GAP_STAT)  # known to the worker whose listing ran out, if this one
+        if gap:
+            shared[LISTING_GAP_STAT] = gap
         return shared, coordinator.declared_total(), coordinator.listed_count()
 
     async def _finish(self, reason: str) -> RunRecord | None:

@@ -26,4 +26,8 @@ def get_dialect(api: str, platform: str = "taobao", *, fetch_desc: bool = False)
         from shopcrawl.platforms.aop.dialect import AopDialect
 
         return AopDialect(fetch_desc=fetch_desc)
+    if api == "gateway":
+        from shopcrawl.platforms.gateway import GatewayDialect
+
+        return GatewayDialect(platform)
     raise ValueError(f"unknown API {api!r}: use one of {', '.join(APIS)}")

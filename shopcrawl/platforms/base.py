@@ -110,6 +110,9 @@ class ListingPage:
     declared_total: int | None = None  # the shop's total, from the listing's first page only
     follow: list[Call] = field(default_factory=list)  # the listing calls this page plans
     queries: int = 0  # listing queries (windows, sort orders, price bands) this page started
+    # Why the plan cannot reach every declared item, once it knows (e.g. a gateway's depth cap and
+    # sort orders); the run record's reason names it when the run ends incomplete.
+    gap: str = ""
 
 
 class Lister(Protocol):

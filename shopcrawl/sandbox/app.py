@@ -39,6 +39,7 @@ from .aop import AOP_PATH, AopApi
 from .checks import Credentials, TopError, check_system, parse_detail, parse_listing
 from .config import SandboxConfig
 from .faults import FaultPlan, RateLimiter, ban_error, html_error
+from .gateway import GatewayApi
 from .shop import MUTATION_KINDS, Shop
 from .stats import Stats
 from .synth import HOSTILE_EXTRAS
@@ -237,6 +238,8 @@ def create_app(config: SandboxConfig) -> web.Application:
     app[SANDBOX_KEY] = sandbox
     app.router.add_route("*", API_PATH, sandbox.api)
     app.router.add_route("*", AOP_PATH, AopApi(sandbox).handle)
+    gateway = GatewayApi(sandbox)
+    app.router.add_get("/{platform}/{api:item_search_shop|item_get}/", gateway.handle)
     app.router.add_get("/_sandbox/stats", sandbox.stats_view)
     app.router.add_post("/_sandbox/reset-stats", sandbox.reset_stats)
     app.router.add_post("/_sandbox/mutate", sandbox.mutate)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 # The path each API is served under; the first line the sandbox prints is the chosen one's base URL,
 # the value for SHOPCRAWL_API_URL.
-BASE_PATHS: dict[str, str] = {"top": "/router/rest", "1688": "/openapi"}
+BASE_PATHS: dict[str, str] = {"top": "/router/rest", "1688": "/openapi", "gateway": ""}
 
 OPTION_HELP: dict[str, str] = {
     "api": "which API's base URL to print first: " + ", ".join(BASE_PATHS) + " (the sandbox serves all)",
@@ -43,6 +43,8 @@ OPTION_HELP: dict[str, str] = {
     "quota_ban_seconds": "if > 0, answer every API call with code 7 "
     "accesscontrol.limited-by-app-access-count and a ban of this many seconds",
     "log_level": "stderr log level (DEBUG logs every call)",
+    "gateway_page_size": "items per item_search_shop page (the gateway's page size, stated in each answer)",
+    "gateway_max_pages": "the gateway's depth cap: pages one item_search_shop query serves (page_count)",
 }
 
 _RATES = ("rate_5xx", "rate_timeout", "rate_truncated", "rate_garbled", "rate_isp")
@@ -89,6 +91,8 @@ class SandboxConfig:
     call_log: str | None = None
     quota_ban_seconds: int = 0
     log_level: str = "INFO"
+    gateway_page_size: int = 40
+    gateway_max_pages: int = 50
 
     def __post_init__(self) -> None:
         for name in _NON_NEGATIVE:
@@ -99,6 +103,8 @@ class SandboxConfig:
                 raise ValueError(f"--{_flag(name)} must be a probability in 0..1, got {getattr(self, name)}")
         if sum(getattr(self, name) for name in _RATES) > 1.0 + 1e-9:
             raise ValueError("the --rate-* options must sum to at most 1")
+        if self.gateway_page_size < 1 or self.gateway_max_pages < 1:
+            raise ValueError("--gateway-page-size and --gateway-max-pages must be >= 1")
         if self.page_cap < 1:
             raise ValueError(f"--page-cap must be >= 1, got {self.page_cap}")
         if self.qps > 0 and self.ban_seconds <= 0:

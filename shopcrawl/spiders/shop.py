@@ -24,6 +24,7 @@ from shopcrawl.http import GAVE_UP_CODE, META_KEY, ApiResponse
 from shopcrawl.items import RawRecord, Reject
 from shopcrawl.ledger import Ledger, LocalLedger
 from shopcrawl.platforms.base import Call, Dialect, EnvelopeError, Lister
+from shopcrawl.runs import LISTING_GAP_STAT
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,9 @@ class ShopSpider(Spider):
         if page.queries:
             self.windows += page.queries
             self._stat("shopcrawl/listing/windows", self.windows)
+        if page.gap:
+            assert self.crawler.stats is not None
+            self.crawler.stats.set_value(LISTING_GAP_STAT, page.gap)
         self.pages_total += len(page.follow)
         for follow in page.follow:
             yield self._listing(follow)
