@@ -21,11 +21,17 @@ class Ledger(Protocol):
 
     def declared_total(self) -> int | None: ...
 
+    def set_listing_gap(self, text: str) -> None:
+        """Record why the listing plan cannot reach every declared item (the first reason wins)."""
+
+    def listing_gap(self) -> str: ...
+
 
 class LocalLedger:
     def __init__(self) -> None:
         self._owner: dict[int, str] = {}
         self._declared: int | None = None
+        self._gap = ""
 
     def claim(self, page_key: str, num_iids: Iterable[int]) -> set[int]:
         return {n for n in num_iids if self._owner.setdefault(n, page_key) == page_key}
@@ -39,3 +45,9 @@ class LocalLedger:
 
     def declared_total(self) -> int | None:
         return self._declared
+
+    def set_listing_gap(self, text: str) -> None:
+        self._gap = self._gap or text
+
+    def listing_gap(self) -> str:
+        return self._gap

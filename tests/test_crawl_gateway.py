@@ -151,3 +151,21 @@ def test_no_key_or_secret_reaches_output_store_or_export_even_at_debug(sandbox_f
             assert secret not in text
     rejects = [json.loads(line) for line in export.read_text().splitlines()]
     assert all("key" not in item.get("extras", {}) for item in rejects)
+
+
+def test_over_redis_an_unlistable_shop_ends_incomplete_with_the_reason_whoever_closes(
+    sandbox_factory, tmp_path, redis_url
+):
+    """The worker whose listing ran out may not be the one that closes the run: the reason is shared.
+    The closing worker exits with the run's status (3); the others finished their share (0)."""
+    from tests.test_distributed import SECRET as WORKER_SECRET
+    from tests.test_distributed import _workers
+
+    sandbox = sandbox_factory("--items", "800", "--seed", "23", *CAP, "--app-secret", WORKER_SECRET)
+    env = {"SHOPCRAWL_API": "gateway", "SHOPCRAWL_PLATFORM": "taobao"}
+    procs = _workers(sandbox.base, tmp_path, redis_url, 3, env=env)
+    assert sorted(_wait(procs)) == [0, 0, 3]
+    with sqlite3.connect(tmp_path / "shop.db") as conn:
+        ((status, coverage, reason),) = conn.execute("SELECT status, coverage, reason FROM runs").fetchall()
+    assert status == "incomplete" and 0.5 < coverage < 1
+    assert reason.startswith("the gateway's depth cap (10 pages of 20 items per query) and its sort orders")

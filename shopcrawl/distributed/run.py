@@ -155,6 +155,14 @@ class RunCoordinator:
         value = self.server.hget(self.keys.meta, "declared_total")
         return None if value is None else int(value)
 
+    def set_listing_gap(self, text: str) -> None:
+        """Shared with every worker: the one that closes the run may not be the one that found it."""
+        self.server.hsetnx(self.keys.meta, "listing_gap", text)
+
+    def listing_gap(self) -> str:
+        value = self.server.hget(self.keys.meta, "listing_gap")
+        return "" if value is None else (value.decode() if isinstance(value, bytes) else str(value))
+
     # -- acknowledgements -----------------------------------------------------------------------
 
     def expect(self, lease: str, num_iid: int) -> None:

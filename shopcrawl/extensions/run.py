@@ -168,10 +168,10 @@ class RunLifecycle:
         if not coordinator.try_close():
             logger.info("Run %s is closed by another worker", coordinator.run_id)
             return None
-        shared = dict(coordinator.counters())
+        shared: dict[str, Any] = dict(coordinator.counters())
         if fatal:
             shared[FATAL_STAT] = fatal
-        gap = stats.get_value(LISTING_GAP_STAT)  # known to the worker whose listing ran out, if this one
+        gap = coordinator.listing_gap()  # found by whichever worker's listing ran out
         if gap:
             shared[LISTING_GAP_STAT] = gap
         return shared, coordinator.declared_total(), coordinator.listed_count()

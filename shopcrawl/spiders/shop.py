@@ -127,6 +127,7 @@ class ShopSpider(Spider):
         if page.gap:
             assert self.crawler.stats is not None
             self.crawler.stats.set_value(LISTING_GAP_STAT, page.gap)
+            self.ledger.set_listing_gap(page.gap)
         self.pages_total += len(page.follow)
         for follow in page.follow:
             yield self._listing(follow)
