@@ -26,7 +26,6 @@ Derived per item, deterministically from its ``num_iid`` (choices; §2.6 gives n
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import random
@@ -39,7 +38,6 @@ from aiohttp import web
 
 from shopcrawl.platforms.aop import protocol as aop
 
-from .faults import html_error
 from .synth import HOSTILE_EXTRAS, Item
 
 if TYPE_CHECKING:
@@ -217,14 +215,9 @@ class AopApi:
                     sandbox.stats.add_ban(now, until)
                 raise AopError(429, aop.QPS_OVER_LIMIT, "qps over limit", "ban", until)
             fault = sandbox.faults.draw()
-            if fault == "5xx":
-                status = sandbox.faults.status_5xx()
-                sandbox.stats.record(now, api, "5xx", None)
-                return web.Response(status=status, body=html_error(status), content_type="text/html")
-            if fault == "timeout":
-                sandbox.stats.record(now, api, "timeout", None)
-                await asyncio.sleep(config.timeout_delay)
-                return web.Response(status=504, body=html_error(504), content_type="text/html")
+            failed = await sandbox.transport_fault(fault, now, api)
+            if failed is not None:
+                return failed
             if fault == "isp":
                 raise AopError(500, "isp.remote-service-error", "remote service error", "isp")
             body = self._listing(params) if api == aop.LISTING_API else self._detail(params)
@@ -237,10 +230,7 @@ class AopApi:
             status, outcome = error.status, error.outcome
             sandbox.stats.record(now, api, outcome, error.ban_until)
             return web.Response(status=status, body=body, content_type=_JSON, charset="utf-8")
-        if fault == "truncated":
-            body, outcome = body[: len(body) // 2], "truncated"
-        elif fault == "garbled":
-            body, outcome = sandbox.faults.garbage(), "garbled"
+        body, outcome = sandbox.body_fault(fault, body, outcome)
         sandbox.stats.record(now, api, outcome, None)
         return web.Response(status=status, body=body, content_type=_JSON, charset="utf-8")
 

@@ -106,14 +106,9 @@ class Sandbox:
                 raise TopError(22, "Invalid Method")
             self._flow_control(params["app_key"], method, now)
             fault = self.faults.draw()
-            if fault == "5xx":
-                status = self.faults.status_5xx()
-                self.stats.record(now, method, "5xx", None)
-                return web.Response(status=status, body=html_error(status), content_type="text/html")
-            if fault == "timeout":
-                self.stats.record(now, method, "timeout", None)
-                await asyncio.sleep(self.config.timeout_delay)
-                return web.Response(status=504, body=html_error(504), content_type="text/html")
+            failed = await self.transport_fault(fault, now, method)
+            if failed is not None:
+                return failed
             if fault == "isp":
                 raise self.faults.isp_error()
             body = answer(params, as_json, simplify, request_id)
@@ -121,14 +116,31 @@ class Sandbox:
         except TopError as error:
             body = render.error_body(error.as_dict(request_id), as_json)
             outcome, ban_until = error.outcome, error.ban_until
-        if fault == "truncated":
-            body, outcome = body[: len(body) // 2], "truncated"
-        elif fault == "garbled":
-            body, outcome = self.faults.garbage(), "garbled"
+        body, outcome = self.body_fault(fault, body, outcome)
         self.stats.record(now, method, outcome, ban_until)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s -> %s", request_id, method or "-", outcome)
         return web.Response(body=body, content_type=_JSON if as_json else _XML, charset="utf-8")
+
+    async def transport_fault(self, fault: str | None, now: float, api: str) -> web.Response | None:
+        """The HTTP answer of a drawn 5xx or timeout fault (any API), or None for the others."""
+        if fault == "5xx":
+            status = self.faults.status_5xx()
+            self.stats.record(now, api, "5xx", None)
+            return web.Response(status=status, body=html_error(status), content_type="text/html")
+        if fault == "timeout":
+            self.stats.record(now, api, "timeout", None)
+            await asyncio.sleep(self.config.timeout_delay)
+            return web.Response(status=504, body=html_error(504), content_type="text/html")
+        return None
+
+    def body_fault(self, fault: str | None, body: bytes, outcome: str) -> tuple[bytes, str]:
+        """The answer's body and outcome after a drawn truncated or garbled fault (any API)."""
+        if fault == "truncated":
+            return body[: len(body) // 2], "truncated"
+        if fault == "garbled":
+            return self.faults.garbage(), "garbled"
+        return body, outcome
 
     def _flow_control(self, app_key: str, method: str, now: float) -> None:
         if self.config.quota_ban_seconds > 0:

@@ -27,7 +27,6 @@ Choices the protocol doc leaves open [unconfirmed]:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -42,7 +41,6 @@ from aiohttp import web
 
 from shopcrawl.money import PriceError, format_fen, to_fen
 
-from .faults import html_error
 from .render import format_time
 from .synth import HOSTILE_EXTRAS, Item
 
@@ -160,14 +158,9 @@ class GatewayApi:
             if sandbox.limiter.admit((self.config.app_key, api), now) is not None:
                 raise GatewayError("4000", "too many requests per second", "qps-limit", outcome="qps")
             fault = sandbox.faults.draw()
-            if fault == "5xx":
-                status = sandbox.faults.status_5xx()
-                sandbox.stats.record(now, api, "5xx", None)
-                return web.Response(status=status, body=html_error(status), content_type="text/html")
-            if fault == "timeout":
-                sandbox.stats.record(now, api, "timeout", None)
-                await asyncio.sleep(self.config.timeout_delay)
-                return web.Response(status=504, body=html_error(504), content_type="text/html")
+            failed = await sandbox.transport_fault(fault, now, api)
+            if failed is not None:
+                return failed
             if fault == "isp":
                 raise GatewayError(next(self._errors), outcome="isp")
             business = {k: v for k, v in params.items() if k not in ("key", "secret")}
@@ -178,10 +171,7 @@ class GatewayApi:
             body = {**error_fields(error), **self._envelope(error.code, platform, request_id)}
             outcome = error.outcome
         data = dumps(body)
-        if fault == "truncated":
-            data, outcome = data[: len(data) // 2], "truncated"
-        elif fault == "garbled":
-            data, outcome = sandbox.faults.garbage(), "garbled"
+        data, outcome = sandbox.body_fault(fault, data, outcome)
         sandbox.stats.record(now, api, outcome, None)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s/%s -> %s", request_id, platform, api, outcome)

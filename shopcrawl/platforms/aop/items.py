@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from shopcrawl.items import PriceTier, ShopItem, Sku
-from shopcrawl.money import PriceError, to_fen
+from shopcrawl.platforms import fields
 from shopcrawl.platforms.aop import protocol as aop
 from shopcrawl.platforms.base import InvalidItem
 
@@ -60,23 +60,11 @@ def _price(value: Any, field: str) -> tuple[str, int]:
         raise InvalidItem(field, "missing")
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise InvalidItem(field, f"not a price: {value!r:.40}")
-    text = str(value)
-    try:
-        return text, to_fen(text)
-    except PriceError as exc:
-        raise InvalidItem(field, str(exc)) from None
+    return fields.fen(str(value), field)
 
 
 def _time(raw: Mapping[str, Any], field: str, *, required: bool = True) -> datetime | None:
-    value = raw.get(field)
-    if value is None or value == "":
-        if required:
-            raise InvalidItem(field, "missing")
-        return None
-    try:
-        return aop.parse_time(str(value))
-    except ValueError as exc:
-        raise InvalidItem(field, str(exc)) from None
+    return fields.timestamp(raw, field, aop.parse_time, required=required)
 
 
 def _object(raw: Mapping[str, Any], field: str) -> Mapping[str, Any]:
@@ -162,9 +150,7 @@ def item_from_raw(
     num = _int(sale, "amountOnSale", prefix="saleInfo.")
     modified = _time(merged, "modifyTime")
     assert num_iid is not None and num is not None and modified is not None
-    title = merged.get("subject")
-    if not isinstance(title, str):
-        raise InvalidItem("subject", "missing" if title is None else f"not a string: {plain(title)!r:.40}")
+    title = fields.title(merged, "subject", plain)
     tiers = _tiers(sale)
     first_tier = tiers[0] if tiers else None
     skus = [_sku(sku, i, first_tier) for i, sku in enumerate(_array(merged, "skuInfos"))]

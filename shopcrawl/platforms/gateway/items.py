@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from shopcrawl.items import PriceTier, ShopItem, Sku
-from shopcrawl.money import PriceError, to_fen
+from shopcrawl.platforms import fields
 from shopcrawl.platforms.base import InvalidItem
 from shopcrawl.platforms.gateway import protocol as gw
 from shopcrawl.platforms.top import protocol as top
@@ -49,10 +49,7 @@ def _price(value: Any, field: str) -> tuple[str, int]:
     text = gw.to_money(value)
     if text is None:
         raise InvalidItem(field, f"not a price: {value!r:.40}")
-    try:
-        return text, to_fen(text)
-    except PriceError as exc:
-        raise InvalidItem(field, str(exc)) from None
+    return fields.fen(text, field)
 
 
 def _modified(raw: Mapping[str, Any], listed: Mapping[str, Any]) -> tuple[datetime, str]:
@@ -128,9 +125,7 @@ def item_from_raw(
     price, fen = _price(raw.get("price"), "price")
     modified, source = _modified(raw, listed)
     assert num_iid is not None and num is not None
-    title = raw.get("title")
-    if not isinstance(title, str):
-        raise InvalidItem("title", "missing" if title is None else f"not a string: {title!r:.40}")
+    title = fields.title(raw, "title")
     images = _list(raw, "item_imgs", "item_img")
     extras = {k: v for k, v in raw.items() if k not in _MAPPED}
     extras["modified_source"] = source

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from shopcrawl.items import ShopItem, Sku
-from shopcrawl.money import PriceError, to_fen
+from shopcrawl.platforms import fields
 from shopcrawl.platforms.base import EnvelopeError, InvalidItem
 from shopcrawl.platforms.top import protocol as top
 
@@ -40,22 +40,11 @@ def _price(raw: Mapping[str, Any], field: str, prefix: str = "") -> tuple[str, i
         raise InvalidItem(prefix + field, "missing")
     if not isinstance(value, str):
         raise InvalidItem(prefix + field, f"not a price string: {value!r}")
-    try:
-        return value, to_fen(value)
-    except PriceError as exc:
-        raise InvalidItem(prefix + field, str(exc)) from None
+    return fields.fen(value, prefix + field)
 
 
 def _time(raw: Mapping[str, Any], field: str, *, required: bool = True) -> datetime | None:
-    value = raw.get(field)
-    if value is None or value == "":
-        if required:
-            raise InvalidItem(field, "missing")
-        return None
-    try:
-        return top.parse_time(str(value))
-    except ValueError:
-        raise InvalidItem(field, f"not a 'yyyy-MM-dd HH:mm:ss' time: {value!r}") from None
+    return fields.timestamp(raw, field, top.parse_time, required=required, shape="'yyyy-MM-dd HH:mm:ss'")
 
 
 def _list(raw: Mapping[str, Any], field: str, item_name: str) -> list[Any]:
@@ -125,9 +114,7 @@ def item_from_raw(
     assert num_iid is not None and num is not None and modified is not None
     skus_raw = _list(merged, "skus", "sku")
     imgs = _list(merged, "item_imgs", "item_img")
-    title = merged.get("title")
-    if not isinstance(title, str):
-        raise InvalidItem("title", "missing" if title is None else f"not a string: {title!r}")
+    title = fields.title(merged, "title")
     return ShopItem(
         platform=platform,
         seller_id=seller_id,
