@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(func=_status)
+    from shopcrawl.monitor.report import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""CSV feed export: nested values (SKUs, image lists) become JSON text in their cell."""
+"""CSV feed export: nested values (SKUs, image lists) become JSON text in their cell, and no text cell
+can be read as a formula by a spreadsheet (shop data is hostile: a title may be ``=HYPERLINK(...)``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,16 @@ from typing import Any
 
 from itemadapter import ItemAdapter, is_item
 from scrapy.exporters import CsvItemExporter as _CsvItemExporter
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """A text cell that a spreadsheet would evaluate (starting with ``= + - @``, tab or CR) gets a
+    leading ``'``, which spreadsheets show as text. Numbers are left alone."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -20,5 +31,5 @@ def _plain(value: Any) -> Any:
 class CsvItemExporter(_CsvItemExporter):
     def serialize_field(self, field: Any, name: str, value: Any) -> Any:
         if isinstance(value, list | dict):
-            return json.dumps(_plain(value), ensure_ascii=False, default=str)
-        return super().serialize_field(field, name, value)
+            return neutralise(json.dumps(_plain(value), ensure_ascii=False, default=str))
+        return neutralise(super().serialize_field(field, name, value))

@@ -467,6 +467,11 @@ class MongoStore:
         where = {"platform": platform, "seller_id": seller_id, "status": "running"}
         return [_run_from_doc(doc) for doc in self._find("runs", where, ("started_at",))]
 
+    def runs_for(self, platform: str, seller_id: str) -> list[RunRecord]:
+        """Every run of this shop, oldest first."""
+        where = {"platform": platform, "seller_id": seller_id}
+        return [_run_from_doc(doc) for doc in self._find("runs", where, ("started_at", "run_id"))]
+
     def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
         changes: Doc = {"status": "abandoned", "reason": reason} | _times("finished_at", at, utc=True)
         result = self._read(

@@ -56,6 +56,9 @@ class NullStore:
     def running_runs(self, platform: str, seller_id: str) -> list[RunRecord]:
         return []
 
+    def runs_for(self, platform: str, seller_id: str) -> list[RunRecord]:
+        return []
+
     def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
         return False
 

@@ -312,6 +312,11 @@ class SqliteStore:
             for row in self._read(sql + " ORDER BY started_at", {"p": platform, "s": seller_id})
         ]
 
+    def runs_for(self, platform: str, seller_id: str) -> list[RunRecord]:
+        """Every run of this shop, oldest first."""
+        sql = "SELECT * FROM runs WHERE platform = :p AND seller_id = :s ORDER BY started_at, run_id"
+        return [_run_from_row(row) for row in self._read(sql, {"p": platform, "s": seller_id})]
+
     def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
         sql = (
             "UPDATE runs SET status = 'abandoned', reason = :reason, finished_at = :at"
