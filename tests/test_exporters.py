@@ -115,3 +115,15 @@ def test_csv_feeds_use_this_exporter():
     settings = Settings()
     settings.setmodule("shopcrawl.settings", priority="project")
     assert settings.getdict("FEED_EXPORTERS")["csv"] == "shopcrawl.exporters.CsvItemExporter"
+
+
+def test_text_a_spreadsheet_would_evaluate_is_neutralised():
+    item = fixture_items()[0]
+    item.title = '=HYPERLINK("http://evil.example","点我")'
+    item.outer_id = "@SUM(A1)"
+    item.skus[0].properties_name = "+cmd|' /C calc'!A0"
+    item.nick = "\tnick"
+    (row, _) = rows([item, fixture_items()[1]])
+    assert row["title"] == "'" + item.title and row["outer_id"] == "'@SUM(A1)" and row["nick"] == "'\tnick"
+    assert json.loads(row["skus"])[0]["properties_name"] == item.skus[0].properties_name  # JSON cell: "[..."
+    assert row["price"] == item.price and row["num_iid"] == str(item.num_iid)  # plain values untouched
