@@ -252,3 +252,22 @@ def test_null_store_accepts_everything_and_stores_nothing():
     assert (store.items_written, store.rejects_written, store.count_items()) == (2, 1, 0)
     assert list(store.iter_items("s1")) == store.observations_for_run("run-1") == []
     assert store.get_run("run-1") is None and store.rejects_for_run("run-1") == []
+
+
+def test_report_reads_runs_of_a_shop_items_observed_by_runs_and_titles(store):
+    for n, run_id in enumerate(("run-a", "run-b", "run-c")):
+        store.start_run(RunRecord(run_id, "taobao", "s1", T0 + timedelta(hours=n)))
+    store.start_run(RunRecord("other", "taobao", "s2", T0))
+    store.write_items([make_item(1, run_id="run-a"), make_item(2, run_id="run-a")])
+    store.write_items([make_item(2, run_id="run-b"), make_item(3, run_id="run-c")])
+    assert [r.run_id for r in store.runs_for("taobao", "s1")] == ["run-a", "run-b", "run-c"]
+    assert store.runs_for("1688", "s1") == []
+    assert store.observed_in("taobao", "s1", [1, 2, 3, 4], ["run-a"]) == {1, 2}
+    assert store.observed_in("taobao", "s1", [1, 3], ["run-b", "run-c"]) == {3}
+    assert (
+        store.observed_in("taobao", "s1", [1], [])
+        == set()
+        == store.observed_in("taobao", "s2", [1], ["run-a"])
+    )
+    titles = store.titles_of("taobao", "s1", [1, 3, 99])
+    assert set(titles) == {1, 3} and all(isinstance(t, str) and t for t in titles.values())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Protocol
@@ -32,6 +32,12 @@ class ReportSource(Protocol):
     def tier_observations_for_run(self, run_id: str) -> list[TierObservation]: ...
 
     def iter_items(self, seller_id: str, page_size: int = 500) -> Iterator[ShopItem]: ...
+
+    def observed_in(
+        self, platform: str, seller_id: str, num_iids: Sequence[int], run_ids: Sequence[str]
+    ) -> set[int]: ...
+
+    def titles_of(self, platform: str, seller_id: str, num_iids: Sequence[int]) -> dict[int, str]: ...
 
 
 class ReportError(ValueError):
@@ -116,18 +122,21 @@ def compare(source: ReportSource, platform: str, seller_id: str, since: str | No
     runs = complete_runs(source, platform, seller_id)
     base, current = pick_runs(runs, since)
     earlier = [run.run_id for run in runs if run.started_at < base.started_at]
-    titles = {item.num_iid: item.title for item in source.iter_items(seller_id) if item.platform == platform}
+    base_obs = _by_item(source.observations_for_run(base.run_id), platform, seller_id)
+    current_obs = _by_item(source.observations_for_run(current.run_id), platform, seller_id)
+    arrived = sorted(current_obs.keys() - base_obs.keys())  # new or relisted: seen before base?
     found = diff(
         platform,
         seller_id,
         current.run_id,
-        base=_by_item(source.observations_for_run(base.run_id), platform, seller_id),
-        current=_by_item(source.observations_for_run(current.run_id), platform, seller_id),
-        seen_before=_seen(source, earlier, platform, seller_id),
+        base=base_obs,
+        current=current_obs,
+        seen_before=source.observed_in(platform, seller_id, arrived, earlier),
         base_tiers=_tiers(source.tier_observations_for_run(base.run_id), platform, seller_id),
         current_tiers=_tiers(source.tier_observations_for_run(current.run_id), platform, seller_id),
-        titles=titles,
     )
+    titles = source.titles_of(platform, seller_id, sorted({c.num_iid for c in found}))
+    found = [replace(c, title=titles.get(c.num_iid, "")) for c in found]
     return Comparison(base, current, found)
 
 
@@ -221,14 +230,3 @@ def _tiers(
         if row.platform == platform and row.seller_id == seller_id:
             out[row.num_iid][row.start_quantity] = row
     return dict(out)
-
-
-def _seen(source: ReportSource, run_ids: Iterable[str], platform: str, seller_id: str) -> set[int]:
-    seen: set[int] = set()
-    for run_id in run_ids:
-        seen.update(
-            o.num_iid
-            for o in source.observations_for_run(run_id)
-            if o.seller_id == seller_id and o.platform == platform
-        )
-    return seen

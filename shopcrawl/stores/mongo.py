@@ -472,6 +472,22 @@ class MongoStore:
         where = {"platform": platform, "seller_id": seller_id}
         return [_run_from_doc(doc) for doc in self._find("runs", where, ("started_at", "run_id"))]
 
+    def observed_in(
+        self, platform: str, seller_id: str, num_iids: Sequence[int], run_ids: Sequence[str]
+    ) -> set[int]:
+        """Which of these items any of these runs observed (by the per-item index: the few asked about)."""
+        if not num_iids or not run_ids:
+            return set()
+        where: Doc = {"platform": platform, "seller_id": seller_id, "num_iid": {"$in": list(num_iids)}}
+        where["run_id"] = {"$in": list(run_ids)}
+        return {int(doc["num_iid"]) for doc in self._find("observations", where, ())}
+
+    def titles_of(self, platform: str, seller_id: str, num_iids: Sequence[int]) -> dict[int, str]:
+        if not num_iids:
+            return {}
+        where: Doc = {"platform": platform, "seller_id": seller_id, "num_iid": {"$in": list(num_iids)}}
+        return {int(doc["num_iid"]): str(doc["title"]) for doc in self._find("items", where, ())}
+
     def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
         changes: Doc = {"status": "abandoned", "reason": reason} | _times("finished_at", at, utc=True)
         result = self._read(

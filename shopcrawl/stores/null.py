@@ -59,6 +59,14 @@ class NullStore:
     def runs_for(self, platform: str, seller_id: str) -> list[RunRecord]:
         return []
 
+    def observed_in(
+        self, platform: str, seller_id: str, num_iids: Sequence[int], run_ids: Sequence[str]
+    ) -> set[int]:
+        return set()
+
+    def titles_of(self, platform: str, seller_id: str, num_iids: Sequence[int]) -> dict[int, str]:
+        return {}
+
     def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
         return False
 

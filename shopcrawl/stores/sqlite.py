@@ -317,6 +317,40 @@ class SqliteStore:
         sql = "SELECT * FROM runs WHERE platform = :p AND seller_id = :s ORDER BY started_at, run_id"
         return [_run_from_row(row) for row in self._read(sql, {"p": platform, "s": seller_id})]
 
+    def observed_in(
+        self, platform: str, seller_id: str, num_iids: Sequence[int], run_ids: Sequence[str]
+    ) -> set[int]:
+        """Which of these items any of these runs observed (by the per-item index: the few asked about)."""
+        found: set[int] = set()
+        runs = list(run_ids)
+        if not runs:
+            return found
+        for i in range(0, len(num_iids), 500):
+            ids = list(num_iids[i : i + 500])
+            params: dict[str, object] = {"p": platform, "s": seller_id}
+            params |= {f"i{k}": n for k, n in enumerate(ids)} | {f"r{k}": r for k, r in enumerate(runs)}
+            sql = (
+                "SELECT DISTINCT num_iid FROM observations WHERE platform = :p AND seller_id = :s"
+                f" AND num_iid IN ({', '.join(f':i{k}' for k in range(len(ids)))})"
+                f" AND run_id IN ({', '.join(f':r{k}' for k in range(len(runs)))})"
+            )
+            found.update(row[0] for row in self._read(sql, params))
+        return found
+
+    def titles_of(self, platform: str, seller_id: str, num_iids: Sequence[int]) -> dict[int, str]:
+        titles: dict[int, str] = {}
+        for i in range(0, len(num_iids), 500):
+            ids = list(num_iids[i : i + 500])
+            params: dict[str, object] = {"p": platform, "s": seller_id} | {
+                f"i{k}": n for k, n in enumerate(ids)
+            }
+            sql = (
+                "SELECT num_iid, title FROM items WHERE platform = :p AND seller_id = :s"
+                f" AND num_iid IN ({', '.join(f':i{k}' for k in range(len(ids)))})"
+            )
+            titles.update((row[0], row[1]) for row in self._read(sql, params))
+        return titles
+
     def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
         sql = (
             "UPDATE runs SET status = 'abandoned', reason = :reason, finished_at = :at"
