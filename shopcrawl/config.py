@@ -6,7 +6,8 @@ raises :class:`ConfigError` naming the setting, before any request is sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shopcrawl.platforms import APIS, PLATFORMS, get_dialect
@@ -16,7 +17,14 @@ from shopcrawl.platforms.top import protocol as top
 if TYPE_CHECKING:
     from shopcrawl.platforms.base import Dialect
 
-__all__ = ["DEFAULTS", "ConfigError", "Credentials", "ShopcrawlConfig", "credentials_from_settings"]
+__all__ = [
+    "DEFAULTS",
+    "AlertConfig",
+    "ConfigError",
+    "Credentials",
+    "ShopcrawlConfig",
+    "credentials_from_settings",
+]
 
 
 class ConfigError(ValueError):
@@ -52,8 +60,14 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SHOPCRAWL_STORE_BATCH": (1000, "items per store write"),
     "SHOPCRAWL_STORE_FLUSH_SECONDS": (2.0, "longest time an item waits in the write buffer"),
     "SHOPCRAWL_REDIS_OUTAGE_SECONDS": (60.0, "longest Redis outage a worker waits out before it stops"),
+    "SHOPCRAWL_ALERT_WEBHOOK": (None, "URL alerts are POSTed to after a complete run (empty = no alerts)"),
+    "SHOPCRAWL_ALERT_FORMAT": ("generic", "alert body: generic (JSON), dingtalk or wecom (robot markdown)"),
+    "SHOPCRAWL_ALERT_SECRET": (None, "DingTalk robot signing secret (signed-URL mode; secret)"),
+    "SHOPCRAWL_ALERT_PRICE_DROP": (None, "alert on a price drop of at least this percent (empty = off)"),
+    "SHOPCRAWL_ALERT_PRICE_RISE": (None, "alert on a price rise of at least this percent (empty = off)"),
+    "SHOPCRAWL_ALERT_ON": ("", "comma list of new, delisted, relisted, sold_out, restocked to alert on"),
 }
-SECRET_SETTINGS = ("SHOPCRAWL_APP_SECRET", "SHOPCRAWL_SESSION")
+SECRET_SETTINGS = ("SHOPCRAWL_APP_SECRET", "SHOPCRAWL_SESSION", "SHOPCRAWL_ALERT_SECRET")
 
 
 def _get(settings: SettingsLike, name: str, default: Any = None) -> Any:
@@ -189,3 +203,69 @@ def crawl_config(crawler: Any) -> ShopcrawlConfig:
     """The crawl's config: the spider's (``-a api=`` wins), else the settings'."""
     config = getattr(getattr(crawler, "spider", None), "config", None)
     return config if isinstance(config, ShopcrawlConfig) else ShopcrawlConfig.from_settings(crawler.settings)
+
+
+ALERT_FORMATS = ("generic", "dingtalk", "wecom")
+ALERT_EVENTS = ("new", "delisted", "relisted", "sold_out", "restocked")
+
+
+@dataclass(frozen=True)
+class AlertConfig:
+    """The alert rules. ``webhook`` empty: alerts are off. A price rule of ``None`` is off; ``0``
+    alerts on any change of that direction. ``secret`` (DingTalk signing) is never logged or stored."""
+
+    webhook: str = ""
+    format: str = "generic"
+    secret: str = field(default="", repr=False)
+    price_drop: Decimal | None = None
+    price_rise: Decimal | None = None
+    events: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: SettingsLike) -> AlertConfig:
+        webhook = str(settings.get("SHOPCRAWL_ALERT_WEBHOOK") or "").strip()
+        if webhook and not webhook.startswith(("http://", "https://")):
+            raise ConfigError(
+                "SHOPCRAWL_ALERT_WEBHOOK must be an http(s) URL"
+            )  # no value: it may hold a token
+        fmt = str(_get(settings, "SHOPCRAWL_ALERT_FORMAT")).strip().lower()
+        if fmt not in ALERT_FORMATS:
+            raise ConfigError(
+                f"SHOPCRAWL_ALERT_FORMAT must be one of {', '.join(ALERT_FORMATS)}, got {fmt!r}"
+            )
+        secret = str(settings.get("SHOPCRAWL_ALERT_SECRET") or "").strip()
+        if secret and fmt != "dingtalk":
+            raise ConfigError(
+                "SHOPCRAWL_ALERT_SECRET signs DingTalk robot URLs: set SHOPCRAWL_ALERT_FORMAT=dingtalk"
+            )
+        raw_events = settings.get("SHOPCRAWL_ALERT_ON") or ""
+        words = raw_events if isinstance(raw_events, list | tuple) else str(raw_events).split(",")
+        events = frozenset(str(word).strip().lower() for word in words) - {""}
+        unknown = sorted(events - set(ALERT_EVENTS))
+        if unknown:
+            raise ConfigError(
+                f"SHOPCRAWL_ALERT_ON: unknown {', '.join(map(repr, unknown))}; use a comma list of "
+                f"{', '.join(ALERT_EVENTS)}"
+            )
+        return cls(
+            webhook=webhook,
+            format=fmt,
+            secret=secret,
+            price_drop=_percent(settings, "SHOPCRAWL_ALERT_PRICE_DROP"),
+            price_rise=_percent(settings, "SHOPCRAWL_ALERT_PRICE_RISE"),
+            events=events,
+        )
+
+
+def _percent(settings: SettingsLike, name: str) -> Decimal | None:
+    raw = settings.get(name)
+    if raw is None or str(raw).strip() == "":
+        return None
+    text = str(raw).strip().removesuffix("%").strip()
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a percent such as 10 or 12.5, got {raw!r}") from None
+    if not value.is_finite() or not 0 <= value <= 1000:
+        raise ConfigError(f"{name} must be a percent between 0 and 1000, got {raw!r}")
+    return value

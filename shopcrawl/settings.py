@@ -55,6 +55,7 @@ EXTENSIONS = {
     "shopcrawl.extensions.run.RunLifecycle": 500,
     "shopcrawl.extensions.progress.Progress": 510,
     "shopcrawl.distributed.extension.DistributedRun": 520,
+    "shopcrawl.extensions.alerts.Alerts": 530,
 }
 FEED_EXPORTERS = {"csv": "shopcrawl.exporters.CsvItemExporter"}
 FEED_EXPORT_ENCODING = "utf-8"

@@ -42,6 +42,7 @@ from shopcrawl.items import PriceTier, Reject, ShopItem, Sku
 from shopcrawl.stores import redact_uri
 from shopcrawl.stores.base import RunRecord, RunTally, StoreError
 from shopcrawl.stores.keys import escape_keys, unescape_keys
+from shopcrawl.stores.outbox import DELIVERED, PENDING, AlertRecord
 from shopcrawl.stores.sqlite import Observation, TierObservation
 
 logger = logging.getLogger(__name__)
@@ -681,3 +682,59 @@ class MongoStore:
 
     def _error(self, what: str, exc: BaseException) -> StoreError:
         return StoreError(f"MongoDB store {self.name}: {what}: {self._reason(exc)}")
+
+    # The alerts outbox (see shopcrawl.stores.outbox): collection ``alerts``, ``_id`` = the change's key.
+
+    def queue_alerts(self, records: Sequence[AlertRecord]) -> list[AlertRecord]:
+        """Write ``records`` as pending, skipping any whose key or content key is already in the
+        outbox (pending or delivered); returns those written."""
+        if not records:
+            return []
+
+        def write(db: Database[Doc]) -> list[AlertRecord]:
+            _alert_indexes(db)
+            try:
+                db.alerts.insert_many([_alert_doc(record) for record in records], ordered=False)
+            except BulkWriteError as exc:
+                refused, others = _write_errors(exc.details)
+                if others:
+                    raise
+                return [record for i, record in enumerate(records) if i not in set(refused)]
+            return list(records)
+
+        return self._read(write)
+
+    def pending_alerts(self, platform: str, seller_id: str) -> list[AlertRecord]:
+        """The shop's alerts not yet delivered, oldest first."""
+        where = {"platform": platform, "seller_id": seller_id, "status": PENDING}
+        return [_alert_from_doc(doc) for doc in self._find("alerts", where, ("created_at", "_id"))]
+
+    def alerts_for(self, platform: str, seller_id: str) -> list[AlertRecord]:
+        """Every alert of the shop in the outbox, oldest first."""
+        where = {"platform": platform, "seller_id": seller_id}
+        return [_alert_from_doc(doc) for doc in self._find("alerts", where, ("created_at", "_id"))]
+
+    def mark_alerts(self, keys: Sequence[str], at: datetime, error: str | None = None) -> None:
+        """One attempt at sending ``keys``: delivered when ``error`` is None, else its error kept."""
+        if not keys:
+            return
+        at = at.astimezone(UTC).replace(microsecond=at.microsecond // 1000 * 1000)
+        changes: Doc = {"status": DELIVERED, "last_error": "", "delivered_at": at}
+        update = {"$set": changes if error is None else {"last_error": error}, "$inc": {"attempts": 1}}
+        self._bulk("alerts", [UpdateMany({"_id": {"$in": list(keys)}}, update)], f"mark {len(keys)} alerts")
+
+
+def _alert_indexes(db: Database[Doc]) -> None:
+    db.alerts.create_index([("content_key", 1)], name="alerts_by_content", unique=True)
+    keys = [("platform", 1), ("seller_id", 1), ("status", 1), ("created_at", 1)]
+    db.alerts.create_index(keys, name="alerts_by_shop")
+
+
+def _alert_doc(record: AlertRecord) -> Doc:
+    doc: Doc = {f.name: getattr(record, f.name) for f in fields(AlertRecord) if f.name != "key"}
+    return doc | {"_id": record.key, "change": _as_json(record.change)}
+
+
+def _alert_from_doc(doc: Mapping[str, Any]) -> AlertRecord:
+    values: dict[str, Any] = {f.name: doc.get(f.name) for f in fields(AlertRecord) if f.name != "key"}
+    return AlertRecord(key=doc["_id"], **values)

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from shopcrawl.items import PriceTier, Reject, ShopItem, Sku
 from shopcrawl.stores.base import FAILED_PREFIX, MISSING_PREFIX, RunRecord, RunTally, StoreError
+from shopcrawl.stores.outbox import AlertRecord
 
 logger = logging.getLogger(__name__)
 
@@ -503,3 +504,85 @@ class SqliteStore:
         if self._conn is None:
             raise StoreError(f"SQLite store {self.path} is not open")
         return self._conn
+
+    # The alerts outbox (see shopcrawl.stores.outbox): its table is made on first use.
+
+    def queue_alerts(self, records: Sequence[AlertRecord]) -> list[AlertRecord]:
+        """Write ``records`` as pending, skipping any whose key or content key is already in the
+        outbox (pending or delivered); returns those written."""
+        written: list[AlertRecord] = []
+
+        def body(conn: sqlite3.Connection) -> None:
+            for record in records:
+                row = _alert_row(record)
+                if conn.execute(_QUEUE_ALERT, row).rowcount:
+                    written.append(record)
+
+        with self._lock:
+            self._transact(f"queue {len(records)} alerts", _with_alerts_table(body))
+        return written
+
+    def pending_alerts(self, platform: str, seller_id: str) -> list[AlertRecord]:
+        """The shop's alerts not yet delivered, oldest first."""
+        return self._alerts("AND status = 'pending'", platform, seller_id)
+
+    def alerts_for(self, platform: str, seller_id: str) -> list[AlertRecord]:
+        """Every alert of the shop in the outbox, oldest first."""
+        return self._alerts("", platform, seller_id)
+
+    def mark_alerts(self, keys: Sequence[str], at: datetime, error: str | None = None) -> None:
+        """One attempt at sending ``keys``: delivered when ``error`` is None, else its error kept."""
+        if error is None:
+            sql = (
+                "UPDATE alerts SET status = 'delivered', attempts = attempts + 1, last_error = '',"
+                " delivered_at = :at WHERE key = :key"
+            )
+        else:
+            sql = "UPDATE alerts SET attempts = attempts + 1, last_error = :error WHERE key = :key"
+        rows = [{"key": key, "at": _iso(at, utc=True), "error": error or ""} for key in keys]
+
+        def body(conn: sqlite3.Connection) -> None:
+            conn.executemany(sql, rows)
+
+        with self._lock:
+            self._transact(f"mark {len(rows)} alerts", _with_alerts_table(body))
+
+    def _alerts(self, where: str, platform: str, seller_id: str) -> list[AlertRecord]:
+        with self._lock:
+            self._transact("create the alerts table", _with_alerts_table(lambda conn: None))
+        sql = f"SELECT * FROM alerts WHERE platform = :p AND seller_id = :s {where} ORDER BY created_at, key"
+        return [_alert_from_row(row) for row in self._read(sql, {"p": platform, "s": seller_id})]
+
+
+_ALERTS_DDL = (
+    """CREATE TABLE IF NOT EXISTS alerts (
+        key TEXT PRIMARY KEY, content_key TEXT NOT NULL, platform TEXT NOT NULL, seller_id TEXT NOT NULL,
+        run_id TEXT NOT NULL, change TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+        last_error TEXT NOT NULL, created_at TEXT NOT NULL, delivered_at TEXT)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS alerts_by_content ON alerts (content_key)",
+    "CREATE INDEX IF NOT EXISTS alerts_by_shop ON alerts (platform, seller_id, status, created_at)",
+)
+_ALERT_COLUMNS = [f.name for f in fields(AlertRecord)]
+# Both keys are unique: a change already queued under either is ignored.
+_QUEUE_ALERT = _insert("alerts", _ALERT_COLUMNS, "DO NOTHING")
+
+
+def _with_alerts_table(body: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+    def run(conn: sqlite3.Connection) -> None:
+        for statement in _ALERTS_DDL:
+            conn.execute(statement)
+        body(conn)
+
+    return run
+
+
+def _alert_row(record: AlertRecord) -> dict[str, Any]:
+    row = {name: getattr(record, name) for name in _ALERT_COLUMNS}
+    row |= {"change": _json(record.change), "created_at": _iso(record.created_at, utc=True)}
+    return row | {"delivered_at": _iso(record.delivered_at, utc=True)}
+
+
+def _alert_from_row(row: sqlite3.Row) -> AlertRecord:
+    values = dict(row) | {"change": json.loads(row["change"])}
+    values |= {"created_at": _dt(row["created_at"]), "delivered_at": _dt(row["delivered_at"])}
+    return AlertRecord(**values)

@@ -1,0 +1,81 @@
+"""Alerts after a complete run: on ``run_finished``, queue the run's changes that match the rules and send
+every pending alert of the shop (:func:`shopcrawl.monitor.alerts.alert_pass`), in a worker thread.
+
+Off (``NotConfigured``) without ``SHOPCRAWL_ALERT_WEBHOOK``. An incomplete, interrupted or failed run
+sends nothing. A failing webhook or store never fails the crawl: what was not delivered stays pending in
+the store's outbox for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Self
+
+from scrapy.crawler import Crawler
+from scrapy.exceptions import NotConfigured
+from twisted.internet import defer, threads
+from twisted.python.failure import Failure
+
+from shopcrawl import signals as shopcrawl_signals
+from shopcrawl.config import AlertConfig, ShopcrawlConfig
+from shopcrawl.monitor.alerts import AlertOutbox, PassResult, alert_pass
+from shopcrawl.monitor.webhooks import redact_url
+from shopcrawl.stores import open_store
+from shopcrawl.stores.base import RunRecord
+
+logger = logging.getLogger(__name__)
+
+QUEUED_STAT = "shopcrawl/alerts/queued"
+DELIVERED_STAT = "shopcrawl/alerts/delivered"
+PENDING_STAT = "shopcrawl/alerts/pending"
+ERROR_STAT = "shopcrawl/alerts/error"
+
+
+class Alerts:
+    def __init__(self, crawler: Crawler, config: AlertConfig) -> None:
+        self.crawler = crawler
+        self.config = config
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        config = AlertConfig.from_settings(crawler.settings)
+        if not config.webhook:
+            raise NotConfigured("SHOPCRAWL_ALERT_WEBHOOK is not set")
+        ext = cls(crawler, config)
+        crawler.signals.connect(ext.run_finished, signal=shopcrawl_signals.run_finished)
+        logger.info("Alerts on: %s body to %s", config.format, redact_url(config.webhook))
+        return ext
+
+    def run_finished(self, run: RunRecord) -> defer.Deferred[Any] | None:
+        if run.status != "complete":
+            logger.info("Alerts: run %s is %s; no alerts", run.run_id, run.status)
+            return None
+        d = threads.deferToThread(self._pass, run)
+        d.addCallbacks(self._done, self._failed)
+        return d
+
+    def _pass(self, run: RunRecord) -> PassResult | None:
+        store: Any = open_store(ShopcrawlConfig.from_settings(self.crawler.settings).store_uri)
+        if not hasattr(store, "queue_alerts"):
+            logger.warning("Alerts: the store keeps no outbox (%s); no alerts", type(store).__name__)
+            return None
+        outbox: AlertOutbox = store
+        store.open()
+        try:
+            return alert_pass(outbox, self.config, run)
+        finally:
+            store.close()
+
+    def _done(self, result: PassResult | None) -> None:
+        if result is None:
+            return
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.set_value(QUEUED_STAT, result.queued)
+        stats.set_value(DELIVERED_STAT, result.delivered)
+        stats.set_value(PENDING_STAT, result.pending)
+
+    def _failed(self, failure: Failure) -> None:
+        assert self.crawler.stats is not None
+        self.crawler.stats.set_value(ERROR_STAT, type(failure.value).__name__)
+        logger.error("Alerts: the alert pass failed (the crawl is not affected): %s", failure.value)
