@@ -166,8 +166,7 @@ def test_a_hostile_title_stays_text_in_robot_markdown():
     assert re.search(r"(?<!\\)\[", line) is None  # every [ escaped: no link can start
     assert "**" not in line and "`" not in line.replace("\\`", "")
     assert text.count("\n") == 4 and line.endswith(
-        "a b \\[点我\\]\\(http://e\\.x\\) "
-        + "&lt;img src=x onerror=alert\\(1\\)&gt; \\*\\*粗\\*\\* \\`c\\`"
+        "a b \\[点我\\]\\(http://e\\.x\\) " + "&lt;img src=x onerror=alert\\(1\\)&gt; \\*\\*粗\\*\\* \\`c\\`"
     )
     json.loads(json.dumps(body))  # a JSON object, whatever the title holds
 
