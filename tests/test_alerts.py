@@ -244,3 +244,27 @@ def test_an_unreachable_webhook_raises_without_the_url():
         with pytest.raises(WebhookError) as info:
             post_json(url, {}, robot=False, timeout=5)
     assert "SECRET" not in str(info.value) and "Connection refused" in str(info.value)
+
+
+# --- the extension --------------------------------------------------------------------------------------
+
+
+def test_the_extension_is_off_without_a_webhook_and_refuses_bad_rules():
+    from scrapy.exceptions import NotConfigured
+    from scrapy.utils.test import get_crawler
+
+    from shopcrawl.extensions.alerts import Alerts
+
+    with pytest.raises(NotConfigured, match="SHOPCRAWL_ALERT_WEBHOOK is not set"):
+        Alerts.from_crawler(get_crawler(settings_dict={}))
+    bad = {"SHOPCRAWL_ALERT_WEBHOOK": "https://hook.example/x", "SHOPCRAWL_ALERT_ON": "everything"}
+    with pytest.raises(ConfigError, match="SHOPCRAWL_ALERT_ON"):
+        Alerts.from_crawler(get_crawler(settings_dict=bad))
+    on = Alerts.from_crawler(get_crawler(settings_dict={"SHOPCRAWL_ALERT_WEBHOOK": "https://hook.example/x"}))
+    assert on.config.webhook == "https://hook.example/x"
+
+
+def test_the_extension_is_wired_in_the_project_settings():
+    from shopcrawl import settings
+
+    assert "shopcrawl.extensions.alerts.Alerts" in settings.EXTENSIONS

@@ -76,6 +76,8 @@ def test_the_injected_changes_arrive_once_and_a_rerun_sends_nothing(sandbox_fact
         assert news == {("new", n) for n in more["new"]} | {("delisted", n) for n in more["delist"]}
     stored = first.query("SELECT status, COUNT(*) FROM alerts GROUP BY status")
     assert stored == [("delivered", len(got) + len(news))]
+    for path in tmp_path.glob("shop.db*"):  # the webhook's token is in no store file
+        assert b"tok-SECRET-123" not in path.read_bytes()
 
 
 def test_a_500_then_200_is_delivered_by_the_retry_within_the_run(sandbox_factory, tmp_path):
