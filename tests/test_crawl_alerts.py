@@ -37,6 +37,7 @@ def assert_clean(result, receiver_url: str) -> None:
     assert result.returncode == 0, result.stderr
     token = receiver_url.partition("access_token=")[2]
     assert token and token not in result.log and token not in result.stderr
+    assert "Warning" not in result.log  # e.g. a signal handler Scrapy deprecates
 
 
 def test_the_injected_changes_arrive_once_and_a_rerun_sends_nothing(sandbox_factory, tmp_path):

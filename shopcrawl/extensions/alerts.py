@@ -13,8 +13,8 @@ from typing import Any, Self
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
-from twisted.internet import defer, threads
-from twisted.python.failure import Failure
+from scrapy.utils.defer import deferred_to_future
+from twisted.internet import threads
 
 from shopcrawl import signals as shopcrawl_signals
 from shopcrawl.config import AlertConfig, ShopcrawlConfig
@@ -46,13 +46,18 @@ class Alerts:
         logger.info("Alerts on: %s body to %s", config.format, redact_url(config.webhook))
         return ext
 
-    def run_finished(self, run: RunRecord) -> defer.Deferred[Any] | None:
+    async def run_finished(self, run: RunRecord) -> None:
         if run.status != "complete":
             logger.info("Alerts: run %s is %s; no alerts", run.run_id, run.status)
-            return None
-        d = threads.deferToThread(self._pass, run)
-        d.addCallbacks(self._done, self._failed)
-        return d
+            return
+        try:
+            result = await deferred_to_future(threads.deferToThread(self._pass, run))
+        except Exception as exc:  # a failed alert pass never fails the crawl
+            assert self.crawler.stats is not None
+            self.crawler.stats.set_value(ERROR_STAT, type(exc).__name__)
+            logger.error("Alerts: the alert pass failed (the crawl is not affected): %s", exc)
+            return
+        self._done(result)
 
     def _pass(self, run: RunRecord) -> PassResult | None:
         store: Any = open_store(ShopcrawlConfig.from_settings(self.crawler.settings).store_uri)
@@ -74,8 +79,3 @@ class Alerts:
         stats.set_value(QUEUED_STAT, result.queued)
         stats.set_value(DELIVERED_STAT, result.delivered)
         stats.set_value(PENDING_STAT, result.pending)
-
-    def _failed(self, failure: Failure) -> None:
-        assert self.crawler.stats is not None
-        self.crawler.stats.set_value(ERROR_STAT, type(failure.value).__name__)
-        logger.error("Alerts: the alert pass failed (the crawl is not affected): %s", failure.value)

@@ -189,7 +189,7 @@ def alert_pass(
             queued = store.queue_alerts(records_for(wanted, comparison.base.run_id, clock()))
             result.queued = len(queued)
             logger.info(
-                "Alerts: run %s found %d changes, %d match the rules, %d queued (others were already)",
+                "Alerts: run %s found %d changes, %d match the rules, %d new to the outbox",
                 run.run_id,
                 len(comparison.changes),
                 len(wanted),
