@@ -234,7 +234,7 @@ def make_report(
 ) -> str:
     cached = CachedSource(source)
     history = load_history(cached, platform, seller_id)
-    titles = {item.num_iid: item.title for item in source.iter_items(seller_id) if item.platform == platform}
+    titles = {item.num_iid: item.title for item in cached.iter_items(seller_id) if item.platform == platform}
     comparison = compare(cached, platform, seller_id) if len(history.runs) > 1 else None
     return build_page(history, comparison, titles, selected)
 
@@ -245,6 +245,7 @@ class CachedSource:
     def __init__(self, source: ReportSource) -> None:
         self._source = source
         self._observations: dict[str, list[Observation]] = {}
+        self._items: dict[str, list[ShopItem]] = {}
 
     def runs_for(self, platform: str, seller_id: str) -> list[RunRecord]:
         return self._source.runs_for(platform, seller_id)
@@ -258,7 +259,9 @@ class CachedSource:
         return self._source.tier_observations_for_run(run_id)
 
     def iter_items(self, seller_id: str, page_size: int = 500) -> Iterator[ShopItem]:
-        return self._source.iter_items(seller_id, page_size)
+        if seller_id not in self._items:
+            self._items[seller_id] = list(self._source.iter_items(seller_id, page_size))
+        return iter(self._items[seller_id])
 
 
 def html_command(args: argparse.Namespace) -> int:

@@ -226,8 +226,8 @@ def trends_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         print(f"shopcrawl report trends: {exc}", file=sys.stderr)
         return EXIT_ERROR
     if args.json:
-        json.dump(report, out, ensure_ascii=False, indent=1)
-        out.write("\n")
+        # one line: json's C encoder (indenting falls back to the pure-Python one, ~10x slower)
+        out.write(json.dumps(report, ensure_ascii=False) + "\n")
     else:
         print_trends(report, out)
     return 0
