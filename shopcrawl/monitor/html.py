@@ -160,8 +160,9 @@ def _shop_charts(history: History, summary: dict[str, Any]) -> list[dict[str, An
 def _price_charts(history: History, titles: dict[int, str], selected: list[int]) -> list[dict[str, Any]]:
     x = [run.started_at.isoformat() for run in history.runs]
     charts = []
+    prices = history.sku_prices(selected)
     for num_iid in selected:
-        skus = history.sku_prices.get(num_iid)
+        skus = prices.get(num_iid)
         if not skus:
             continue
         traces = [
@@ -171,9 +172,9 @@ def _price_charts(history: History, titles: dict[int, str], selected: list[int])
                 "name": f"SKU {sku_id}" if sku_id else "item",
                 "x": x,
                 # exact 元 strings; plotly reads numeric strings as numbers; gaps where the SKU was absent
-                "y": [prices.get(i) for i in range(len(x))],
+                "y": series,
             }
-            for sku_id, prices in sorted(skus.items())
+            for sku_id, series in sorted(skus.items())
         ]
         title = titles.get(num_iid, "")
         charts.append(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, TextIO
@@ -56,14 +56,24 @@ class RunTotals:
 
 @dataclass
 class History:
-    """The shop's complete runs, oldest first, and each run's items by num_iid."""
+    """The shop's complete runs, oldest first, each run's items by num_iid, and its observations."""
 
     platform: str
     seller_id: str
     runs: list[RunRecord]
     items: list[dict[int, ItemRun]]
-    # per item and SKU (0 = the item itself), the price (exact 元 string) per run index
-    sku_prices: dict[int, dict[int, dict[int, str]]] = field(default_factory=dict)
+    rows: list[list[Observation]] = field(default_factory=list)
+
+    def sku_prices(self, num_iids: Iterable[int]) -> dict[int, dict[int, list[str | None]]]:
+        """Per item and SKU (0 = the item itself), its price (exact 元) per run; None where absent."""
+        wanted = set(num_iids)
+        out: dict[int, dict[int, list[str | None]]] = {n: {} for n in wanted}
+        for index, rows in enumerate(self.rows):
+            for row in rows:
+                if row.num_iid in wanted:
+                    series = out[row.num_iid].setdefault(row.sku_id, [None] * len(self.rows))
+                    series[index] = row.price
+        return out
 
 
 def load_history(source: ReportSource, platform: str, seller_id: str) -> History:
@@ -71,29 +81,28 @@ def load_history(source: ReportSource, platform: str, seller_id: str) -> History
     if not runs:
         raise ReportError("no complete run of this shop in the store yet; crawl it first")
     history = History(platform, seller_id, runs, [])
-    for index, run in enumerate(runs):
+    for run in runs:
         rows = source.observations_for_run(run.run_id)
-        history.items.append(_items_of(rows, platform, seller_id, index, history.sku_prices))
+        rows = [o for o in rows if o.platform == platform and o.seller_id == seller_id]
+        history.rows.append(rows)
+        history.items.append(_items_of(rows))
     return history
 
 
-def _items_of(
-    rows: Sequence[Observation],
-    platform: str,
-    seller_id: str,
-    index: int,
-    sku_prices: dict[int, dict[int, dict[int, str]]],
-) -> dict[int, ItemRun]:
-    grouped: dict[int, list[Observation]] = {}
+def _items_of(rows: Sequence[Observation]) -> dict[int, ItemRun]:
+    """One pass: per item, lowest price, total stock, first sales count given."""
+    acc: dict[int, list[Any]] = {}
     for row in rows:
-        if row.platform == platform and row.seller_id == seller_id:
-            grouped.setdefault(row.num_iid, []).append(row)
-            sku_prices.setdefault(row.num_iid, {}).setdefault(row.sku_id, {})[index] = row.price
-    out: dict[int, ItemRun] = {}
-    for num_iid, obs in grouped.items():
-        sold = next((o.sold_quantity for o in obs if o.sold_quantity is not None), None)
-        out[num_iid] = ItemRun(min(o.price_fen for o in obs), sum(o.quantity for o in obs), sold)
-    return out
+        entry = acc.get(row.num_iid)
+        if entry is None:
+            acc[row.num_iid] = [row.price_fen, row.quantity, row.sold_quantity]
+            continue
+        if row.price_fen < entry[0]:
+            entry[0] = row.price_fen
+        entry[1] += row.quantity
+        if entry[2] is None:
+            entry[2] = row.sold_quantity
+    return {num_iid: ItemRun(*entry) for num_iid, entry in acc.items()}
 
 
 def yuan(fen: int | Decimal) -> str:
