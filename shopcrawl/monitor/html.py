@@ -17,14 +17,14 @@ import base64
 import hashlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from shopcrawl.items import ShopItem
 from shopcrawl.monitor.changes import KINDS, Comparison, ReportError, ReportSource, compare
-from shopcrawl.monitor.trends import History, load_history, summarise, totals
+from shopcrawl.monitor.trends import History, load_history, price_moves, summarise, totals
 from shopcrawl.stores.base import RunRecord
 from shopcrawl.stores.sqlite import Observation, TierObservation
 
@@ -235,8 +235,8 @@ def make_report(
 ) -> str:
     cached = CachedSource(source)
     history = load_history(cached, platform, seller_id)
-    titles = {item.num_iid: item.title for item in cached.iter_items(seller_id) if item.platform == platform}
     comparison = compare(cached, platform, seller_id) if len(history.runs) > 1 else None
+    titles = source.titles_of(platform, seller_id, sorted(price_moves(history).keys() | set(selected or ())))
     return build_page(history, comparison, titles, selected)
 
 
@@ -246,7 +246,6 @@ class CachedSource:
     def __init__(self, source: ReportSource) -> None:
         self._source = source
         self._observations: dict[str, list[Observation]] = {}
-        self._items: dict[str, list[ShopItem]] = {}
 
     def runs_for(self, platform: str, seller_id: str) -> list[RunRecord]:
         return self._source.runs_for(platform, seller_id)
@@ -260,9 +259,15 @@ class CachedSource:
         return self._source.tier_observations_for_run(run_id)
 
     def iter_items(self, seller_id: str, page_size: int = 500) -> Iterator[ShopItem]:
-        if seller_id not in self._items:
-            self._items[seller_id] = list(self._source.iter_items(seller_id, page_size))
-        return iter(self._items[seller_id])
+        return self._source.iter_items(seller_id, page_size)
+
+    def observed_in(
+        self, platform: str, seller_id: str, num_iids: Sequence[int], run_ids: Sequence[str]
+    ) -> set[int]:
+        return self._source.observed_in(platform, seller_id, num_iids, run_ids)
+
+    def titles_of(self, platform: str, seller_id: str, num_iids: Sequence[int]) -> dict[int, str]:
+        return self._source.titles_of(platform, seller_id, num_iids)
 
 
 def html_command(args: argparse.Namespace) -> int:

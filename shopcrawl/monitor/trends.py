@@ -183,7 +183,9 @@ def price_moves(history: History) -> dict[int, dict[str, Any]]:
 def trends(source: ReportSource, platform: str, seller_id: str, top: int = TOP_N) -> dict[str, Any]:
     """The whole report as one JSON-ready object."""
     history = load_history(source, platform, seller_id)
-    return summarise(history, _titles(source, platform, seller_id), top)
+    latest = history.items[-1].keys() | (history.items[-2].keys() if len(history.items) > 1 else set())
+    titles = source.titles_of(platform, seller_id, sorted(latest | price_moves(history).keys()))
+    return summarise(history, titles, top)
 
 
 def summarise(history: History, titles: dict[int, str], top: int = TOP_N) -> dict[str, Any]:
@@ -214,10 +216,6 @@ def summarise(history: History, titles: dict[int, str], top: int = TOP_N) -> dic
             "price_down": [m for m in by_pct if m["pct"] < 0][:top],
         },
     }
-
-
-def _titles(source: ReportSource, platform: str, seller_id: str) -> dict[int, str]:
-    return {item.num_iid: item.title for item in source.iter_items(seller_id) if item.platform == platform}
 
 
 def trends_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
