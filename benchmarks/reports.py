@@ -12,6 +12,7 @@ Usage: .venv/bin/python benchmarks/reports.py [--items 10000] [--runs 10] [--sto
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from shopcrawl.stores.base import RunRecord
 REPO = Path(__file__).resolve().parent.parent
 TARGET_S = 2.0
 SELLER = "bench"
+print = functools.partial(print, flush=True)  # progress shows when the output is piped
 
 
 def _item(rng: random.Random, num_iid: int, sku_share: float) -> ShopItem:
