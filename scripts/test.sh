@@ -11,6 +11,14 @@ if ! command -v redis-server >/dev/null; then
         echo "scripts/test.sh: redis-server is missing: sudo apt-get install redis-server" >&2
     fi
 fi
+# Chromium for the HTML report's rendering test: Debian's chromium (headless; in CI a missing one fails it).
+if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "scripts/test.sh: chromium is missing: sudo apt-get install chromium" >&2
+    fi
+fi
 # The MongoDB-wire test server, built once and cached outside the repository (unless a server is given).
 if [ -z "${SHOPCRAWL_TEST_MONGO_URI:-}" ]; then
     SHOPCRAWL_FERRETDB_BIN="$(bash scripts/ferretdb.sh)"
