@@ -9,15 +9,9 @@ from typing import Any
 from itemadapter import ItemAdapter, is_item
 from scrapy.exporters import CsvItemExporter as _CsvItemExporter
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from shopcrawl.safetext import neutralise
 
-
-def neutralise(value: Any) -> Any:
-    """A text cell that a spreadsheet would evaluate (starting with ``= + - @``, tab or CR) gets a
-    leading ``'``, which spreadsheets show as text. Numbers are left alone."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+__all__ = ["CsvItemExporter", "neutralise"]
 
 
 def _plain(value: Any) -> Any:

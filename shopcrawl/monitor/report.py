@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from shopcrawl.config import DEFAULTS
-from shopcrawl.exporters import neutralise
 from shopcrawl.monitor.changes import KINDS, Change, Comparison, ReportError, compare
+from shopcrawl.safetext import neutralise
 from shopcrawl.stores import StoreError, open_store, redact_uri
 
 CSV_FIELDS = ("kind", "num_iid", "sku_id", "start_quantity", "old", "new", "pct", "title", "run_id")

@@ -404,13 +404,15 @@ class SqliteStore:
     def observations_for_run(self, run_id: str) -> list[Observation]:
         sql = f"SELECT {', '.join(Observation._fields)} FROM observations WHERE run_id = :run_id"
         rows = self._read(sql + " ORDER BY platform, seller_id, num_iid, sku_id", {"run_id": run_id})
-        return [Observation(**dict(row) | {"observed_at": _dt(row["observed_at"])}) for row in rows]
+        parse, make = datetime.fromisoformat, Observation._make  # the fields' order: Observation's
+        return [make((*row[:-1], parse(row[-1]))) for row in rows]
 
     def tier_observations_for_run(self, run_id: str) -> list[TierObservation]:
         sql = f"SELECT {', '.join(TierObservation._fields)} FROM tier_observations WHERE run_id = :run_id"
         order = " ORDER BY platform, seller_id, num_iid, start_quantity"
         rows = self._read(sql + order, {"run_id": run_id})
-        return [TierObservation(**dict(row) | {"observed_at": _dt(row["observed_at"])}) for row in rows]
+        parse, make = datetime.fromisoformat, TierObservation._make
+        return [make((*row[:-1], parse(row[-1]))) for row in rows]
 
     def rejects_for_run(self, run_id: str) -> list[Reject]:
         sql = f"SELECT {', '.join(_REJECT_COLUMNS[:-1])} FROM rejects WHERE run_id = :run_id ORDER BY id"
