@@ -215,4 +215,9 @@ class RunLifecycle:
             close_reason=reason,
         )
         await deferred_to_future(threads.deferToThread(self.store.finish_run, run))
+        delisted, relisted = await deferred_to_future(threads.deferToThread(self.store.apply_lifecycle, run))
+        stats.set_value("shopcrawl/lifecycle/delisted", delisted)
+        stats.set_value("shopcrawl/lifecycle/relisted", relisted)
+        if delisted or relisted:
+            logger.info("Run %s: %d items delisted, %d relisted", run.run_id, delisted, relisted)
         return run

@@ -1,30 +1,38 @@
-"""``scrapy crawl shop -a seller_id=<id> [-a api=top|1688|gateway] [-a platform=taobao|1688]``:
-list every on-sale item of one shop, then fetch details.
+"""``scrapy crawl shop -a seller_id=<id> [-a api=top|1688|gateway] [-a platform=taobao|1688]
+[-a mode=incremental|full]``: list every on-sale item of one shop, then fetch details.
 
 The spider is dialect-free: the API dialect (:mod:`shopcrawl.platforms`) plans the listing (TOP:
 ``modified`` windows past the paging cap; see each dialect) and says how to call for details. The
 spider claims each listing page's items in the ledger (an item listed twice is counted once),
 batches the new ones into detail calls, and turns every row, body or record it cannot use into a
 reject with its reason.
+
+Incremental (the default): each listing page's items are read from the store in one query; an item
+whose stored listing fingerprint matches the page's and whose detail is younger than
+``SHOPCRAWL_DETAIL_MAX_AGE`` is not fetched again but carried forward: the stored item, stamped with
+this run, so the run still records its observations. ``-a mode=full`` fetches every detail.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
 
-from shopcrawl.config import ShopcrawlConfig
+from shopcrawl.config import ShopcrawlConfig, crawl_mode
+from shopcrawl.extensions.run import RunLifecycle
 from shopcrawl.http import GAVE_UP_CODE, META_KEY, ApiResponse
-from shopcrawl.items import RawRecord, Reject
+from shopcrawl.items import RawRecord, Reject, ShopItem
 from shopcrawl.ledger import Ledger, LocalLedger
-from shopcrawl.platforms.base import Call, Dialect, EnvelopeError, Lister
+from shopcrawl.platforms.base import LISTING_FP, Call, Dialect, EnvelopeError, Lister
 from shopcrawl.runs import LISTING_GAP_STAT
+from shopcrawl.stores.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +47,12 @@ class ShopSpider(Spider):
         run_id: str | None = None,
         api: str | None = None,
         platform: str | None = None,
+        mode: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.api_arg, self.platform_arg = api, platform
+        self.mode = crawl_mode(mode)
         if not seller_id or not seller_id.strip():
             raise ValueError("seller_id is required: scrapy crawl shop -a seller_id=<seller>")
         self.seller_id = seller_id.strip()
@@ -104,7 +114,7 @@ class ShopSpider(Spider):
         state = response.meta[META_KEY]
         return Call(state["api"], state["call"]["params"], state["call"]["meta"])
 
-    def parse_listing(self, response: ApiResponse) -> Iterator[Request | Reject]:
+    def parse_listing(self, response: ApiResponse) -> Iterator[Request | Reject | ShopItem]:
         call = self._call(response)
         self.pages_done += 1
         if response.error is not None or response.payload is None:
@@ -135,11 +145,12 @@ class ShopSpider(Spider):
 
     # -- details -------------------------------------------------------------------------------
 
-    def _detail_batches(self, page_key: str, raw_items: list[Any]) -> Iterator[Request | Reject]:
+    def _detail_batches(self, page_key: str, raw_items: list[Any]) -> Iterator[Request | Reject | ShopItem]:
         """Detail calls for the items this listing page is the first to list (an item can be listed
         by more than one page). The same page processed again claims the same items. A row that
         cannot become a request (no usable item id) becomes a reject."""
         listed: dict[int, dict[str, Any]] = {}
+        rows: dict[int, int] = {}
         for row, raw in enumerate(raw_items):
             num_iid = self.dialect.listed_id(raw)
             if isinstance(num_iid, str):
@@ -148,12 +159,39 @@ class ShopSpider(Spider):
                 yield self._reject(None, f"listing/bad-row: page {page_key} row {row}: {num_iid}", payload)
                 continue
             listed.setdefault(num_iid, self.dialect.listed_fields(raw))
+            rows.setdefault(num_iid, row)
         mine = self.ledger.claim(page_key, listed)
         fresh = {n: fields for n, fields in listed.items() if n in mine}
         self._stat("shopcrawl/listing/items", self.ledger.listed_count())
+        prints = {n: self.dialect.listing_fingerprint(raw_items[rows[n]]) for n in fresh}
+        for num_iid, carried in self._unchanged(prints).items():
+            del fresh[num_iid]
+            self._inc("shopcrawl/detail/carried")
+            yield carried
+        for num_iid, fields in fresh.items():
+            fields[LISTING_FP] = prints[num_iid]
         ids = list(fresh)
         for i in range(0, len(ids), self.config.detail_batch):
             yield self._detail({str(n): fresh[n] for n in ids[i : i + self.config.detail_batch]})
+
+    def _unchanged(self, prints: dict[int, str]) -> dict[int, ShopItem]:
+        """The stored items, stamped with this run, whose listing shows no change and whose detail is
+        not too old: one store read for the page. Nothing in a full crawl or for a new shop."""
+        if self.mode == "full" or not prints:
+            return {}
+        stored = self._store().items_by_id(self.platform, self.seller_id, list(prints))
+        oldest = datetime.now(UTC) - timedelta(seconds=self.config.detail_max_age)
+        return {
+            num_iid: dataclasses.replace(item, run_id=self.run_id)
+            for num_iid, item in stored.items()
+            if item.listing_fp == prints.get(num_iid)
+            and item.detail_at is not None
+            and item.detail_at > oldest
+        }
+
+    def _store(self) -> Store:
+        """The run's store, opened by the run lifecycle before the first request."""
+        return RunLifecycle.for_crawler(self.crawler).store
 
     def _detail(self, listed: dict[str, dict[str, Any]]) -> Request:
         return self._request(self.dialect.detail_call(list(listed), listed), self.parse_detail, listed=listed)

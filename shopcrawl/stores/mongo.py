@@ -127,9 +127,11 @@ def _as_json(value: object) -> Any:
 
 def item_id(item: ShopItem) -> str:
     """An item document's ``_id``: its natural key as a JSON array, ``["taobao","s1",123]``."""
-    return json.dumps(
-        [item.platform, item.seller_id, item.num_iid], ensure_ascii=False, separators=(",", ":")
-    )
+    return _key(item.platform, item.seller_id, item.num_iid)
+
+
+def _key(platform: str, seller_id: str, num_iid: int) -> str:
+    return json.dumps([platform, seller_id, num_iid], ensure_ascii=False, separators=(",", ":"))
 
 
 def content_hash(doc: Mapping[str, Any]) -> str:
@@ -164,6 +166,7 @@ def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], list[Doc]
     doc |= _times("modified", item.modified) | _times("list_time", item.list_time)
     doc["extras"], escaped = escape_keys(_as_json(item.extras))
     doc |= {"skus": [], "last_seen": now, "last_run_id": item.run_id}
+    doc["detail_at"] = now if item.detail_at is None else item.detail_at
     doc["price_tiers"] = [
         asdict(tier) | {"price_fen": _fen(tier.price_fen, f"{name} tier {tier.start_quantity}")}
         for tier in item.price_tiers
@@ -189,6 +192,11 @@ def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], list[Doc]
     for tier in tiers:
         del tier["sold_quantity"]
     return doc, observed, tiers, escaped
+
+
+def _on_insert(now: datetime) -> Doc:
+    """The fields a new item document starts with and writes of it never change."""
+    return {"first_seen": now, "status": "active"}
 
 
 def _item_from_doc(doc: Mapping[str, Any]) -> ShopItem:
@@ -421,7 +429,7 @@ class MongoStore:
     def _upsert(self, ids: list[str], docs: Mapping[str, Doc], now: datetime, what: str) -> None:
         """One upsert per item; a duplicate key (two writers inserting at once) is sent once more."""
         ops: list[WriteOp] = [
-            UpdateOne({"_id": i}, {"$set": docs[i], "$setOnInsert": {"first_seen": now}}, upsert=True)
+            UpdateOne({"_id": i}, {"$set": docs[i], "$setOnInsert": _on_insert(now)}, upsert=True)
             for i in ids
         ]
         self._bulk("items", ops, what, resend_duplicates=True, per_command=self._updates_per_command)
@@ -435,7 +443,7 @@ class MongoStore:
         # last_seen / last_run_id stay those of the last run that changed them; the run's
         # observations record that they were seen.
         if new:
-            inserts: list[WriteOp] = [InsertOne({"_id": i, **docs[i], "first_seen": now}) for i in new]
+            inserts: list[WriteOp] = [InsertOne({"_id": i, **docs[i], **_on_insert(now)}) for i in new]
             # A duplicate key: another writer inserted the item since the find. Update it instead.
             changed += [new[n] for n in self._send("items", inserts, what)[0]]
         if changed:
@@ -478,6 +486,44 @@ class MongoStore:
             lambda db: db.runs.update_one({"run_id": run_id, "status": "running"}, {"$set": changes})
         )
         return result.modified_count > 0
+
+    def items_by_id(self, platform: str, seller_id: str, ids: Sequence[int]) -> dict[int, ShopItem]:
+        """The stored items among ``ids`` of this shop, by num_iid: one ``find`` by ``_id``."""
+        if not ids:
+            return {}
+        keys = [_key(platform, seller_id, num_iid) for num_iid in ids]
+        docs = self._read(lambda db: list(db.items.find({"_id": {"$in": keys}}, batch_size=len(keys) + 1)))
+        return {item.num_iid: item for item in map(_item_from_doc, docs)}
+
+    def apply_lifecycle(self, run: RunRecord) -> tuple[int, int]:
+        """See :meth:`SqliteStore.apply_lifecycle`: the same transitions, two ``update_many``."""
+        shop: Doc = {"platform": run.platform, "seller_id": run.seller_id}
+        now = run.finished_at or self._now()
+
+        def apply(db: Database[Doc]) -> tuple[int, int]:
+            seen = set(db.observations.distinct("num_iid", {"run_id": run.run_id}))
+            refused = db.rejects.find(
+                {"run_id": run.run_id, "num_iid": {"$ne": None}}, {"num_iid": 1, "reason": 1}
+            )
+            seen |= {d["num_iid"] for d in refused if RunTally.kind(d["reason"]) == 1}
+            ids = sorted(seen)
+            relisted = db.items.update_many(
+                shop | {"status": "delisted", "num_iid": {"$in": ids}}, {"$set": {"status": "relisted"}}
+            ).modified_count
+            delisted = 0
+            if run.status == "complete":
+                delisted = db.items.update_many(
+                    shop | {"status": {"$ne": "delisted"}, "num_iid": {"$nin": ids}},
+                    {"$set": {"status": "delisted", "delisted_at": now}},
+                ).modified_count
+            return delisted, relisted
+
+        return self._read(apply)
+
+    def item_status(self, platform: str, seller_id: str) -> dict[int, tuple[str, datetime | None]]:
+        """num_iid -> (status, delisted_at) of the shop's items, for tests and reports."""
+        docs = self._find("items", {"platform": platform, "seller_id": seller_id}, ())
+        return {d["num_iid"]: (d.get("status", "active"), d.get("delisted_at")) for d in docs}
 
     def tally(self, run_id: str) -> RunTally:
         """Two reads: the count of distinct items observed, and the run's item rejects."""
