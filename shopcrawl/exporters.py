@@ -10,6 +10,8 @@ from itemadapter import ItemAdapter, is_item
 from scrapy.exporters import CsvItemExporter as _CsvItemExporter
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# ShopItem fields that are the incremental crawl's bookkeeping, not shop data: not exported to CSV.
+BOOKKEEPING = frozenset({"detail_at", "listing_fp"})
 
 
 def neutralise(value: Any) -> Any:
@@ -29,6 +31,11 @@ def _plain(value: Any) -> Any:
 
 
 class CsvItemExporter(_CsvItemExporter):
+    def _write_headers_and_set_fields_to_export(self, item: Any) -> None:
+        if not self.fields_to_export:
+            self.fields_to_export = [n for n in ItemAdapter(item).field_names() if n not in BOOKKEEPING]
+        super()._write_headers_and_set_fields_to_export(item)
+
     def serialize_field(self, field: Any, name: str, value: Any) -> Any:
         if isinstance(value, list | dict):
             return neutralise(json.dumps(_plain(value), ensure_ascii=False, default=str))

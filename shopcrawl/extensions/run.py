@@ -87,6 +87,11 @@ class RunLifecycle:
         return existing
 
     @property
+    def is_open(self) -> bool:
+        """Whether the store is open and the run record started (the store pipeline opens it)."""
+        return self._open
+
+    @property
     def coordinator(self) -> RunCoordinator | None:
         return getattr(self.crawler, "_shopcrawl_run", None)
 

@@ -32,7 +32,6 @@ from shopcrawl.items import RawRecord, Reject, ShopItem
 from shopcrawl.ledger import Ledger, LocalLedger
 from shopcrawl.platforms.base import LISTING_FP, Call, Dialect, EnvelopeError, Lister
 from shopcrawl.runs import LISTING_GAP_STAT
-from shopcrawl.stores.base import Store
 
 logger = logging.getLogger(__name__)
 
@@ -177,9 +176,10 @@ class ShopSpider(Spider):
     def _unchanged(self, prints: dict[int, str]) -> dict[int, ShopItem]:
         """The stored items, stamped with this run, whose listing shows no change and whose detail is
         not too old: one store read for the page. Nothing in a full crawl or for a new shop."""
-        if self.mode == "full" or not prints:
+        lifecycle = RunLifecycle.for_crawler(self.crawler)
+        if self.mode == "full" or not prints or not lifecycle.is_open:  # no store pipeline: nothing read
             return {}
-        stored = self._store().items_by_id(self.platform, self.seller_id, list(prints))
+        stored = lifecycle.store.items_by_id(self.platform, self.seller_id, list(prints))
         oldest = datetime.now(UTC) - timedelta(seconds=self.config.detail_max_age)
         return {
             num_iid: dataclasses.replace(item, run_id=self.run_id)
@@ -188,10 +188,6 @@ class ShopSpider(Spider):
             and item.detail_at is not None
             and item.detail_at > oldest
         }
-
-    def _store(self) -> Store:
-        """The run's store, opened by the run lifecycle before the first request."""
-        return RunLifecycle.for_crawler(self.crawler).store
 
     def _detail(self, listed: dict[str, dict[str, Any]]) -> Request:
         return self._request(self.dialect.detail_call(list(listed), listed), self.parse_detail, listed=listed)
