@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from shopcrawl.platforms.aop import DETAIL_API, LISTING_API
 from tests.conftest import crawl
 
 TOP_LIST, TOP_DETAIL = "taobao.items.onsale.get", "taobao.items.seller.list.get"
@@ -76,3 +77,81 @@ def test_top_unchanged_recrawl_costs_the_listing_alone(sandbox_factory, tmp_path
     assert second.scalar("SELECT COUNT(*) FROM observations WHERE run_id = ?", run2) == second.scalar(
         "SELECT COUNT(*) FROM observations WHERE run_id != ?", run2
     )
+
+
+def test_full_mode_fetches_every_detail_and_a_bad_mode_is_a_config_error(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory("--items", "600", "--seed", "11")
+    assert crawl(sandbox.url, tmp_path).returncode == 0
+    sandbox.reset_stats()
+    full = crawl(sandbox.url, tmp_path, extra_args=("-a", "mode=full"))
+    assert full.returncode == 0, full.stderr
+    assert sandbox.stats()["calls"] == {TOP_LIST: 3, TOP_DETAIL: 30}
+    assert "shopcrawl/detail/carried" not in full.log
+    sandbox.reset_stats()
+    bad = crawl(sandbox.url, tmp_path, extra_args=("-a", "mode=fast"))
+    assert bad.returncode == 2
+    assert "mode= must be one of incremental, full" in bad.stderr
+    assert sandbox.stats()["calls"] == {}
+
+
+def test_an_old_detail_is_fetched_again(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory("--items", "300", "--seed", "4")
+    assert crawl(sandbox.url, tmp_path).returncode == 0
+    sandbox.reset_stats()
+    # every detail is older than 0 seconds: an unchanged shop is fetched in full again
+    again = crawl(sandbox.url, tmp_path, env={"SHOPCRAWL_DETAIL_MAX_AGE": "0"})
+    assert again.returncode == 0, again.stderr
+    assert sandbox.stats()["calls"] == {TOP_LIST: 2, TOP_DETAIL: 15}
+
+
+def test_an_incomplete_run_marks_nothing_delisted(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory("--items", "1000", "--seed", "8")
+    first = crawl(sandbox.url, tmp_path)
+    assert first.returncode == 0, first.stderr
+    # the same shop (same seed), but half its calls fail and nothing is retried: pages go unlisted
+    flaky = sandbox_factory("--items", "1000", "--seed", "8", "--rate-5xx", "0.5")
+    second = crawl(flaky.url, tmp_path, settings={"RETRY_TIMES": 0})
+    (_, _, _), (run2, status, coverage) = _runs(second)
+    assert status in ("incomplete", "failed") and (coverage or 0) < 1, (status, coverage)
+    assert len(_observed(second, run2)) < 1000
+    assert set(_status(second).values()) == {"active"}
+    assert "shopcrawl/lifecycle/delisted': 0" in second.log
+
+
+def test_gateway_unchanged_recrawl_costs_the_listing_alone(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory("--items", "150", "--seed", "6", "--gateway-page-size", "20")
+    args = ("-a", "api=gateway", "-a", "platform=taobao")
+    first = crawl(sandbox.base, tmp_path, extra_args=args)
+    assert first.returncode == 0, first.stderr + first.log[-2000:]
+    listing = sandbox.stats()["calls"]["item_search_shop"]
+    changed = sandbox.mutate(seed=2, price_up=2, sold_out=1, new=2)
+    sandbox.reset_stats()
+    second = crawl(sandbox.base, tmp_path, extra_args=args)
+    assert second.returncode == 0, second.stderr
+    calls = sandbox.stats()["calls"]
+    refetch = len(changed["price_up"]) + len(changed["sold_out"]) + len(changed["new"])
+    assert calls["item_get"] <= refetch, calls
+    sandbox.reset_stats()
+    third = crawl(sandbox.base, tmp_path, extra_args=args)
+    assert third.returncode == 0, third.stderr
+    calls = sandbox.stats()["calls"]
+    assert set(calls) == {"item_search_shop"} and calls["item_search_shop"] <= listing + 2, calls
+    runs = _runs(third)
+    assert [status for _, status, _ in runs] == ["complete"] * 3
+    assert len(_observed(third, runs[2][0])) == len(sandbox.shop())
+
+
+def test_1688_unchanged_recrawl_costs_only_the_listing_pages(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory("--items", "120", "--seed", "9")
+    url = sandbox.base + "/openapi"
+    assert crawl(url, tmp_path, extra_args=("-a", "api=1688")).returncode == 0
+    sandbox.reset_stats()
+    second = crawl(url, tmp_path, extra_args=("-a", "api=1688"))
+    assert second.returncode == 0, second.stderr
+    assert sandbox.stats()["calls"] == {LISTING_API: math.ceil(120 / 20)}
+    (_, _, _), (run2, status, coverage) = _runs(second)
+    assert (status, coverage) == ("complete", 1.0)
+    assert len(_observed(second, run2)) == 120
+    tiers = "SELECT COUNT(*) FROM tier_observations WHERE run_id = ?"
+    assert second.scalar(tiers, run2) == second.scalar(tiers.replace("=", "!="), run2) > 0
+    assert DETAIL_API not in sandbox.stats()["calls"]

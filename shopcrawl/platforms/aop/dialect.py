@@ -35,7 +35,7 @@ STATUS_LIST = '["published"]'
 # Listing fields kept with the item (JSON-safe scalars only: they ride in the request's meta).
 LISTED_FIELDS = ("subject", "status", "modifyTime", "createTime", "referencePrice")
 # The listed fields that show a change (an incremental crawl compares their fingerprint).
-CHANGE_FIELDS = ("modifyTime", "referencePrice", "amountOnSale")
+CHANGE_FIELDS = ("modifyTime", "referencePrice", "amountOnSale")  # amountOnSale: in saleInfo
 
 
 class AopLister:
@@ -113,7 +113,9 @@ class AopDialect:
         return positive_id(row, "productID")
 
     def listing_fingerprint(self, row: Mapping[str, Any]) -> str:
-        return fingerprint(row, CHANGE_FIELDS)
+        sale = row.get("saleInfo")
+        stock = sale.get("amountOnSale") if isinstance(sale, Mapping) else None
+        return fingerprint({**row, "amountOnSale": stock}, CHANGE_FIELDS)
 
     def listed_fields(self, row: Mapping[str, Any]) -> dict[str, Any]:
         return {k: row[k] for k in LISTED_FIELDS if isinstance(row.get(k), str | int)}
