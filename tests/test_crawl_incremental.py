@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from shopcrawl.platforms.aop import DETAIL_API, LISTING_API
-from tests.conftest import crawl
+from tests.conftest import CrawlResult, crawl
 
 TOP_LIST, TOP_DETAIL = "taobao.items.onsale.get", "taobao.items.seller.list.get"
 MUTATION = {"seed": 7, "price_up": 10, "price_down": 10, "sold_out": 5, "delist": 5, "new": 5}
@@ -155,3 +155,48 @@ def test_1688_unchanged_recrawl_costs_only_the_listing_pages(sandbox_factory, tm
     tiers = "SELECT COUNT(*) FROM tier_observations WHERE run_id = ?"
     assert second.scalar(tiers, run2) == second.scalar(tiers.replace("=", "!="), run2) > 0
     assert DETAIL_API not in sandbox.stats()["calls"]
+
+
+def test_mongodb_second_crawl_fetches_only_the_changed_items(sandbox_factory, tmp_path, mongo_uri):
+    import pymongo
+
+    sandbox = sandbox_factory("--items", "800", "--seed", "12")
+    env = {"SHOPCRAWL_STORE": mongo_uri}
+    assert crawl(sandbox.url, tmp_path, env=env, timeout=600).returncode == 0
+    changed = sandbox.mutate(**MUTATION)
+    sandbox.reset_stats()
+    second = crawl(sandbox.url, tmp_path, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr
+    refetch = {n for kind in ("price_up", "price_down", "sold_out", "new") for n in changed[kind]}
+    calls = sandbox.stats()["calls"]
+    assert calls[TOP_DETAIL] <= math.ceil(len(refetch) / 20) and calls[TOP_LIST] == 4
+    truth = {item["num_iid"] for item in sandbox.shop()}
+    client = pymongo.MongoClient(mongo_uri)
+    try:
+        db = client.get_default_database()
+        _, run2 = (r["run_id"] for r in db.runs.find(sort=[("started_at", 1)]))
+        assert db.runs.find_one({"run_id": run2})["status"] == "complete"
+        assert set(db.observations.distinct("num_iid", {"run_id": run2})) == truth
+        delisted = {d["num_iid"] for d in db.items.find({"status": "delisted"})}
+        assert delisted == set(changed["delist"])
+        assert db.items.count_documents({"status": "active"}) == len(truth)
+    finally:
+        client.close()
+
+
+def test_over_redis_two_workers_crawl_incrementally(sandbox_factory, tmp_path, redis_url):
+    from tests.test_distributed import SECRET, SESSION, _wait, _workers
+
+    sandbox = sandbox_factory("--items", "1200", "--seed", "31", "--app-secret", SECRET, "--session", SESSION)
+    assert sorted(_wait(_workers(sandbox.url, tmp_path, redis_url, 2))) == [0, 0]
+    changed = sandbox.mutate(**MUTATION)
+    sandbox.reset_stats()
+    assert sorted(_wait(_workers(sandbox.url, tmp_path, redis_url, 2))) == [0, 0]
+    refetch = {n for kind in ("price_up", "price_down", "sold_out", "new") for n in changed[kind]}
+    calls = sandbox.stats()["calls"]
+    assert calls[TOP_LIST] == math.ceil(1200 / 200) and calls[TOP_DETAIL] <= math.ceil(len(refetch) / 20)
+    result = CrawlResult(0, "", "", tmp_path / "shop.db")
+    (_, _, _), (run2, status, coverage) = _runs(result)
+    assert (status, coverage) == ("complete", 1.0)
+    assert _observed(result, run2) == {item["num_iid"] for item in sandbox.shop()}
+    assert {n for n, s in _status(result).items() if s == "delisted"} == set(changed["delist"])
