@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
+from scrapy.utils.defer import deferred_to_future
+from twisted.internet import threads
 
 from shopcrawl.config import ShopcrawlConfig, crawl_mode
 from shopcrawl.extensions.run import RunLifecycle
@@ -34,6 +36,16 @@ from shopcrawl.platforms.base import LISTING_FP, Call, Dialect, EnvelopeError, L
 from shopcrawl.runs import LISTING_GAP_STAT
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreRead:
+    """A listing step asking for the stored items among ``ids`` (sent back into the steps)."""
+
+    ids: list[int]
+
+
+Step = Request | Reject | ShopItem | StoreRead
 
 
 class ShopSpider(Spider):
@@ -100,7 +112,7 @@ class ShopSpider(Spider):
     # -- listing -------------------------------------------------------------------------------
 
     def _listing(self, call: Call) -> Request:
-        return self._request(call, self.parse_listing, priority=10)  # listing first: it feeds details
+        return self._request(call, self.parse_listing_page, priority=10)  # listing first: it feeds details
 
     def _request(self, call: Call, callback: Any, priority: int = 0, **state: Any) -> Request:
         meta = {META_KEY: {"api": call.api, "call": {"params": call.params, "meta": call.meta}, **state}}
@@ -114,6 +126,37 @@ class ShopSpider(Spider):
         return Call(state["api"], state["call"]["params"], state["call"]["meta"])
 
     def parse_listing(self, response: ApiResponse) -> Iterator[Request | Reject | ShopItem]:
+        """A listing page's follow-up calls, detail calls, carried items and rejects; the store is read
+        in this thread (a crawl uses :meth:`parse_listing_page`, which reads it off the reactor)."""
+        steps = self._listing_steps(response)
+        stored: dict[int, ShopItem] | None = None
+        while True:
+            try:
+                step = steps.send(stored)
+            except StopIteration:
+                return
+            stored = None
+            if isinstance(step, StoreRead):
+                stored = self._read_stored(step.ids)
+            else:
+                yield step
+
+    async def parse_listing_page(self, response: ApiResponse) -> AsyncIterator[Request | Reject | ShopItem]:
+        """:meth:`parse_listing`, with the page's one store read in a worker thread."""
+        steps = self._listing_steps(response)
+        stored: dict[int, ShopItem] | None = None
+        while True:
+            try:
+                step = steps.send(stored)
+            except StopIteration:
+                return
+            stored = None
+            if isinstance(step, StoreRead):
+                stored = await deferred_to_future(threads.deferToThread(self._read_stored, step.ids))
+            else:
+                yield step
+
+    def _listing_steps(self, response: ApiResponse) -> Generator[Step, dict[int, ShopItem] | None, None]:
         call = self._call(response)
         self.pages_done += 1
         if response.error is not None or response.payload is None:
@@ -144,7 +187,9 @@ class ShopSpider(Spider):
 
     # -- details -------------------------------------------------------------------------------
 
-    def _detail_batches(self, page_key: str, raw_items: list[Any]) -> Iterator[Request | Reject | ShopItem]:
+    def _detail_batches(
+        self, page_key: str, raw_items: list[Any]
+    ) -> Generator[Step, dict[int, ShopItem] | None, None]:
         """Detail calls for the items this listing page is the first to list (an item can be listed
         by more than one page). The same page processed again claims the same items. A row that
         cannot become a request (no usable item id) becomes a reject."""
@@ -163,7 +208,10 @@ class ShopSpider(Spider):
         fresh = {n: fields for n, fields in listed.items() if n in mine}
         self._stat("shopcrawl/listing/items", self.ledger.listed_count())
         prints = {n: self.dialect.listing_fingerprint(raw_items[rows[n]]) for n in fresh}
-        for num_iid, carried in self._unchanged(prints).items():
+        stored: dict[int, ShopItem] = {}
+        if self._incremental() and prints:
+            stored = (yield StoreRead(list(prints))) or {}
+        for num_iid, carried in self._unchanged(prints, stored).items():
             del fresh[num_iid]
             self._inc("shopcrawl/detail/carried")
             yield carried
@@ -173,13 +221,17 @@ class ShopSpider(Spider):
         for i in range(0, len(ids), self.config.detail_batch):
             yield self._detail({str(n): fresh[n] for n in ids[i : i + self.config.detail_batch]})
 
-    def _unchanged(self, prints: dict[int, str]) -> dict[int, ShopItem]:
+    def _incremental(self) -> bool:
+        """Whether this crawl reads the store to skip unchanged items (not in a full crawl, nor
+        without a store pipeline)."""
+        return self.mode != "full" and RunLifecycle.for_crawler(self.crawler).is_open
+
+    def _read_stored(self, ids: list[int]) -> dict[int, ShopItem]:
+        return RunLifecycle.for_crawler(self.crawler).store.items_by_id(self.platform, self.seller_id, ids)
+
+    def _unchanged(self, prints: dict[int, str], stored: dict[int, ShopItem]) -> dict[int, ShopItem]:
         """The stored items, stamped with this run, whose listing shows no change and whose detail is
-        not too old: one store read for the page. Nothing in a full crawl or for a new shop."""
-        lifecycle = RunLifecycle.for_crawler(self.crawler)
-        if self.mode == "full" or not prints or not lifecycle.is_open:  # no store pipeline: nothing read
-            return {}
-        stored = lifecycle.store.items_by_id(self.platform, self.seller_id, list(prints))
+        not older than SHOPCRAWL_DETAIL_MAX_AGE."""
         oldest = datetime.now(UTC) - timedelta(seconds=self.config.detail_max_age)
         return {
             num_iid: dataclasses.replace(item, run_id=self.run_id)
