@@ -66,7 +66,13 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SHOPCRAWL_ALERT_PRICE_DROP": (None, "alert on a price drop of at least this percent (empty = off)"),
     "SHOPCRAWL_ALERT_PRICE_RISE": (None, "alert on a price rise of at least this percent (empty = off)"),
     "SHOPCRAWL_ALERT_ON": ("", "comma list of new, delisted, relisted, sold_out, restocked to alert on"),
+    "SHOPCRAWL_DETAIL_MAX_AGE": (
+        "7d",
+        "incremental crawls re-fetch a detail older than this: seconds, or e.g. 7d, 12h, 30m",
+    ),
 }
+MODES = ("incremental", "full")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 SECRET_SETTINGS = ("SHOPCRAWL_APP_SECRET", "SHOPCRAWL_SESSION", "SHOPCRAWL_ALERT_SECRET")
 
 
@@ -88,6 +94,28 @@ def _number(
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {value!r}")
     return value
+
+
+def _duration(settings: SettingsLike, name: str) -> float:
+    """Seconds, given as a number or as a number with a unit: ``7d``, ``12h``, ``30m``, ``45s``."""
+    raw = _get(settings, name)
+    text = str(raw).strip().lower()
+    scale = _UNITS.get(text[-1:], 0) if text else 0
+    try:
+        value = float(text[:-1] if scale else text) * (scale or 1)
+    except ValueError:
+        raise ConfigError(f"{name} must be seconds or a duration such as 7d, 12h, 30m; got {raw!r}") from None
+    if not 0 <= value <= 10 * 365 * 86400:
+        raise ConfigError(f"{name} must be between 0 and 10 years, got {raw!r}")
+    return value
+
+
+def crawl_mode(value: str | None) -> str:
+    """``-a mode=``: ``incremental`` (the default) or ``full``."""
+    mode = "incremental" if value is None else str(value).strip().lower()
+    if mode not in MODES:
+        raise ConfigError(f"-a mode= must be one of {', '.join(MODES)}, got {value!r}")
+    return mode
 
 
 def _bool(settings: SettingsLike, name: str) -> bool:
@@ -118,6 +146,7 @@ class ShopcrawlConfig:
     store_batch: int
     store_flush_seconds: float
     redis_outage_seconds: float
+    detail_max_age: float = 7 * 86400.0
     api: str = "top"
     platform: str = "taobao"
 
@@ -167,6 +196,7 @@ class ShopcrawlConfig:
             store_batch=_number(settings, "SHOPCRAWL_STORE_BATCH", int, 1, 100_000),
             store_flush_seconds=_number(settings, "SHOPCRAWL_STORE_FLUSH_SECONDS", float, 0.01, 3600),
             redis_outage_seconds=_number(settings, "SHOPCRAWL_REDIS_OUTAGE_SECONDS", float, 0, 86400),
+            detail_max_age=_duration(settings, "SHOPCRAWL_DETAIL_MAX_AGE"),
         )
 
 

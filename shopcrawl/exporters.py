@@ -11,6 +11,9 @@ from scrapy.exporters import CsvItemExporter as _CsvItemExporter
 
 from shopcrawl.safetext import neutralise
 
+# ShopItem fields that are the incremental crawl's bookkeeping, not shop data: not exported to CSV.
+BOOKKEEPING = frozenset({"detail_at", "listing_fp"})
+
 __all__ = ["CsvItemExporter", "neutralise"]
 
 
@@ -23,6 +26,11 @@ def _plain(value: Any) -> Any:
 
 
 class CsvItemExporter(_CsvItemExporter):
+    def _write_headers_and_set_fields_to_export(self, item: Any) -> None:
+        if not self.fields_to_export:
+            self.fields_to_export = [n for n in ItemAdapter(item).field_names() if n not in BOOKKEEPING]
+        super()._write_headers_and_set_fields_to_export(item)
+
     def serialize_field(self, field: Any, name: str, value: Any) -> Any:
         if isinstance(value, list | dict):
             return neutralise(json.dumps(_plain(value), ensure_ascii=False, default=str))

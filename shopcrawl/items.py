@@ -56,6 +56,11 @@ class ShopItem:
     # 1688: quantity price tiers (ascending start_quantity) and the minimum order; empty on Taobao.
     price_tiers: list[PriceTier] = field(default_factory=list)
     min_order_quantity: int | None = None
+    # Incremental crawls: when the detail was fetched (None: now, set by the store when it is written)
+    # and the listing's fingerprint of the fields that say the item changed (the dialect's
+    # ``listing_fingerprint``). Bookkeeping, not item data: equality ignores them.
+    detail_at: datetime | None = field(default=None, compare=False)
+    listing_fp: str = field(default="", compare=False)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import sys
 from scrapy.commands.crawl import Command as ScrapyCrawl
 from scrapy.exceptions import UsageError
 
-from shopcrawl.config import ConfigError, ShopcrawlConfig, credentials_from_settings
+from shopcrawl.config import ConfigError, ShopcrawlConfig, crawl_mode, credentials_from_settings
 from shopcrawl.runs import FATAL_STAT, SHUTDOWN_REASON, STATUS_STAT, SUMMARY_STAT
 from shopcrawl.stores import open_store, redact_uri
 
@@ -41,6 +41,7 @@ class Command(ScrapyCrawl):
                     self.settings, api=opts.spargs.get("api"), platform=opts.spargs.get("platform")
                 )
                 credentials_from_settings(self.settings, needs_session=config.dialect.needs_session)
+                crawl_mode(opts.spargs.get("mode"))
                 if not str(opts.spargs.get("seller_id", "")).strip():
                     raise ConfigError("seller_id is required: scrapy crawl shop -a seller_id=<seller>")
                 store = open_store(config.store_uri)

@@ -15,7 +15,7 @@ from typing import Any
 from scrapy import Request, Spider
 
 VERSION = 1
-CALLBACKS = frozenset({"parse_listing", "parse_detail"})
+CALLBACKS = frozenset({"parse_listing", "parse_listing_page", "parse_detail"})
 _KEYS = frozenset(
     {"v", "url", "method", "headers", "body_b64", "meta", "priority", "dont_filter", "callback", "flags"}
 )

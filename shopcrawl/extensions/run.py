@@ -87,6 +87,11 @@ class RunLifecycle:
         return existing
 
     @property
+    def is_open(self) -> bool:
+        """Whether the store is open and the run record started (the store pipeline opens it)."""
+        return self._open
+
+    @property
     def coordinator(self) -> RunCoordinator | None:
         return getattr(self.crawler, "_shopcrawl_run", None)
 
@@ -215,4 +220,9 @@ class RunLifecycle:
             close_reason=reason,
         )
         await deferred_to_future(threads.deferToThread(self.store.finish_run, run))
+        delisted, relisted = await deferred_to_future(threads.deferToThread(self.store.apply_lifecycle, run))
+        stats.set_value("shopcrawl/lifecycle/delisted", delisted)
+        stats.set_value("shopcrawl/lifecycle/relisted", relisted)
+        if delisted or relisted:
+            logger.info("Run %s: %d items delisted, %d relisted", run.run_id, delisted, relisted)
         return run

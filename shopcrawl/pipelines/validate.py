@@ -13,7 +13,7 @@ from scrapy.crawler import Crawler
 
 from shopcrawl.items import RawRecord, Reject, ShopItem
 from shopcrawl.platforms import get_dialect
-from shopcrawl.platforms.base import Dialect, InvalidItem
+from shopcrawl.platforms.base import LISTING_FP, Dialect, InvalidItem
 from shopcrawl.validation import check_item
 
 _INDEX = re.compile(r"\[\d+\]")
@@ -37,6 +37,7 @@ class ValidatePipeline:
             typed: ShopItem = dialect.to_item(
                 item.raw, item.listed, seller_id=item.seller_id, run_id=item.run_id
             )
+            typed.listing_fp = str(item.listed.get(LISTING_FP, ""))
             problem = check_item(typed)
         except InvalidItem as exc:
             problem = (exc.field, exc.reason)

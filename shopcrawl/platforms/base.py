@@ -15,6 +15,7 @@ Pure: no Scrapy imports but :class:`scrapy.Request` for building and authorising
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
     from shopcrawl.items import ShopItem
 
+# The key of a listed item's fields holding its listing fingerprint (kept as ShopItem.listing_fp).
+LISTING_FP = "listing_fp"
 GAVE_UP_CODE = "-1"  # the code of the synthetic error a callback gets once retries are spent
 
 
@@ -154,6 +157,10 @@ class Dialect(Protocol):
     def listed_fields(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The listing fields worth keeping with the item (they fill what the detail lacks)."""
 
+    def listing_fingerprint(self, row: Mapping[str, Any]) -> str:
+        """The listed fields that show an item changed, as one string: an incremental crawl fetches
+        the detail of an item whose fingerprint differs from the stored one."""
+
     def request(
         self, base_url: str, call: Call, *, callback: Any, meta: dict[str, Any], priority: int
     ) -> Request:
@@ -206,6 +213,13 @@ def positive_id(raw: Any, name: str) -> int | str:
     except ValueError:
         return f"{name} is not an integer: {value!r:.40}"
     return number if number > 0 else f"{name} is not positive: {number}"
+
+
+def fingerprint(row: Mapping[str, Any], names: Sequence[str]) -> str:
+    """The named fields of a listing row as compact JSON, absent ones as null. Exact: a price that
+    arrived as a Decimal is its string, never a float."""
+    values = [row.get(name) for name in names]
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def batches(ids: Sequence[str], size: int) -> list[Sequence[str]]:

@@ -1,32 +1,51 @@
-"""``scrapy crawl shop -a seller_id=<id> [-a api=top|1688|gateway] [-a platform=taobao|1688]``:
-list every on-sale item of one shop, then fetch details.
+"""``scrapy crawl shop -a seller_id=<id> [-a api=top|1688|gateway] [-a platform=taobao|1688]
+[-a mode=incremental|full]``: list every on-sale item of one shop, then fetch details.
 
 The spider is dialect-free: the API dialect (:mod:`shopcrawl.platforms`) plans the listing (TOP:
 ``modified`` windows past the paging cap; see each dialect) and says how to call for details. The
 spider claims each listing page's items in the ledger (an item listed twice is counted once),
 batches the new ones into detail calls, and turns every row, body or record it cannot use into a
 reject with its reason.
+
+Incremental (the default): each listing page's items are read from the store in one query; an item
+whose stored listing fingerprint matches the page's and whose detail is younger than
+``SHOPCRAWL_DETAIL_MAX_AGE`` is not fetched again but carried forward: the stored item, stamped with
+this run, so the run still records its observations. ``-a mode=full`` fetches every detail.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Generator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
 from scrapy import Request, Spider
 from scrapy.crawler import Crawler
+from scrapy.utils.defer import deferred_to_future
+from twisted.internet import threads
 
-from shopcrawl.config import ShopcrawlConfig
+from shopcrawl.config import ShopcrawlConfig, crawl_mode
+from shopcrawl.extensions.run import RunLifecycle
 from shopcrawl.http import GAVE_UP_CODE, META_KEY, ApiResponse
-from shopcrawl.items import RawRecord, Reject
+from shopcrawl.items import RawRecord, Reject, ShopItem
 from shopcrawl.ledger import Ledger, LocalLedger
-from shopcrawl.platforms.base import Call, Dialect, EnvelopeError, Lister
+from shopcrawl.platforms.base import LISTING_FP, Call, Dialect, EnvelopeError, Lister
 from shopcrawl.runs import LISTING_GAP_STAT
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreRead:
+    """A listing step asking for the stored items among ``ids`` (sent back into the steps)."""
+
+    ids: list[int]
+
+
+Step = Request | Reject | ShopItem | StoreRead
 
 
 class ShopSpider(Spider):
@@ -39,10 +58,12 @@ class ShopSpider(Spider):
         run_id: str | None = None,
         api: str | None = None,
         platform: str | None = None,
+        mode: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.api_arg, self.platform_arg = api, platform
+        self.mode = crawl_mode(mode)
         if not seller_id or not seller_id.strip():
             raise ValueError("seller_id is required: scrapy crawl shop -a seller_id=<seller>")
         self.seller_id = seller_id.strip()
@@ -91,7 +112,7 @@ class ShopSpider(Spider):
     # -- listing -------------------------------------------------------------------------------
 
     def _listing(self, call: Call) -> Request:
-        return self._request(call, self.parse_listing, priority=10)  # listing first: it feeds details
+        return self._request(call, self.parse_listing_page, priority=10)  # listing first: it feeds details
 
     def _request(self, call: Call, callback: Any, priority: int = 0, **state: Any) -> Request:
         meta = {META_KEY: {"api": call.api, "call": {"params": call.params, "meta": call.meta}, **state}}
@@ -104,7 +125,38 @@ class ShopSpider(Spider):
         state = response.meta[META_KEY]
         return Call(state["api"], state["call"]["params"], state["call"]["meta"])
 
-    def parse_listing(self, response: ApiResponse) -> Iterator[Request | Reject]:
+    def parse_listing(self, response: ApiResponse) -> Iterator[Request | Reject | ShopItem]:
+        """A listing page's follow-up calls, detail calls, carried items and rejects; the store is read
+        in this thread (a crawl uses :meth:`parse_listing_page`, which reads it off the reactor)."""
+        steps = self._listing_steps(response)
+        stored: dict[int, ShopItem] | None = None
+        while True:
+            try:
+                step = steps.send(stored)
+            except StopIteration:
+                return
+            stored = None
+            if isinstance(step, StoreRead):
+                stored = self._read_stored(step.ids)
+            else:
+                yield step
+
+    async def parse_listing_page(self, response: ApiResponse) -> AsyncIterator[Request | Reject | ShopItem]:
+        """:meth:`parse_listing`, with the page's one store read in a worker thread."""
+        steps = self._listing_steps(response)
+        stored: dict[int, ShopItem] | None = None
+        while True:
+            try:
+                step = steps.send(stored)
+            except StopIteration:
+                return
+            stored = None
+            if isinstance(step, StoreRead):
+                stored = await deferred_to_future(threads.deferToThread(self._read_stored, step.ids))
+            else:
+                yield step
+
+    def _listing_steps(self, response: ApiResponse) -> Generator[Step, dict[int, ShopItem] | None, None]:
         call = self._call(response)
         self.pages_done += 1
         if response.error is not None or response.payload is None:
@@ -135,11 +187,14 @@ class ShopSpider(Spider):
 
     # -- details -------------------------------------------------------------------------------
 
-    def _detail_batches(self, page_key: str, raw_items: list[Any]) -> Iterator[Request | Reject]:
+    def _detail_batches(
+        self, page_key: str, raw_items: list[Any]
+    ) -> Generator[Step, dict[int, ShopItem] | None, None]:
         """Detail calls for the items this listing page is the first to list (an item can be listed
         by more than one page). The same page processed again claims the same items. A row that
         cannot become a request (no usable item id) becomes a reject."""
         listed: dict[int, dict[str, Any]] = {}
+        rows: dict[int, int] = {}
         for row, raw in enumerate(raw_items):
             num_iid = self.dialect.listed_id(raw)
             if isinstance(num_iid, str):
@@ -148,12 +203,43 @@ class ShopSpider(Spider):
                 yield self._reject(None, f"listing/bad-row: page {page_key} row {row}: {num_iid}", payload)
                 continue
             listed.setdefault(num_iid, self.dialect.listed_fields(raw))
+            rows.setdefault(num_iid, row)
         mine = self.ledger.claim(page_key, listed)
         fresh = {n: fields for n, fields in listed.items() if n in mine}
         self._stat("shopcrawl/listing/items", self.ledger.listed_count())
+        prints = {n: self.dialect.listing_fingerprint(raw_items[rows[n]]) for n in fresh}
+        stored: dict[int, ShopItem] = {}
+        if self._incremental() and prints:
+            stored = (yield StoreRead(list(prints))) or {}
+        for num_iid, carried in self._unchanged(prints, stored).items():
+            del fresh[num_iid]
+            self._inc("shopcrawl/detail/carried")
+            yield carried
+        for num_iid, fields in fresh.items():
+            fields[LISTING_FP] = prints[num_iid]
         ids = list(fresh)
         for i in range(0, len(ids), self.config.detail_batch):
             yield self._detail({str(n): fresh[n] for n in ids[i : i + self.config.detail_batch]})
+
+    def _incremental(self) -> bool:
+        """Whether this crawl reads the store to skip unchanged items (not in a full crawl, nor
+        without a store pipeline)."""
+        return self.mode != "full" and RunLifecycle.for_crawler(self.crawler).is_open
+
+    def _read_stored(self, ids: list[int]) -> dict[int, ShopItem]:
+        return RunLifecycle.for_crawler(self.crawler).store.items_by_id(self.platform, self.seller_id, ids)
+
+    def _unchanged(self, prints: dict[int, str], stored: dict[int, ShopItem]) -> dict[int, ShopItem]:
+        """The stored items, stamped with this run, whose listing shows no change and whose detail is
+        not older than SHOPCRAWL_DETAIL_MAX_AGE."""
+        oldest = datetime.now(UTC) - timedelta(seconds=self.config.detail_max_age)
+        return {
+            num_iid: dataclasses.replace(item, run_id=self.run_id)
+            for num_iid, item in stored.items()
+            if item.listing_fp == prints.get(num_iid)
+            and item.detail_at is not None
+            and item.detail_at > oldest
+        }
 
     def _detail(self, listed: dict[str, dict[str, Any]]) -> Request:
         return self._request(self.dialect.detail_call(list(listed), listed), self.parse_detail, listed=listed)

@@ -93,6 +93,15 @@ class Store(Protocol):
     def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
         """Set a ``running`` run to ``abandoned`` (a no-op for any other status); True if it changed."""
 
+    def items_by_id(self, platform: str, seller_id: str, ids: Sequence[int]) -> dict[int, ShopItem]:
+        """The stored items among ``ids`` of this shop, by num_iid, in one query (an incremental
+        crawl reads one listing page's items at a time)."""
+
+    def apply_lifecycle(self, run: RunRecord) -> tuple[int, int]:
+        """After a run has finished: the shop's ``delisted`` items the run saw become ``relisted``;
+        only when the run is ``complete``, the shop's items it did not see become ``delisted``.
+        Returns (delisted, relisted)."""
+
     def tally(self, run_id: str) -> RunTally:
         """Distinct items stored, rejected, missing and failed in the run (see :class:`RunTally`)."""
 

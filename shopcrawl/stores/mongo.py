@@ -82,7 +82,9 @@ WRITE_SHAPES = ("auto", "upsert", "diff")
 SHAPE_OPTION = "shopcrawlWriteShape"
 HASH_FIELD = "content_hash"
 # Item document fields a write sets every time, whatever the content: not part of the content hash.
-_UNHASHED = frozenset({"last_seen", "last_run_id"})
+_UNHASHED = frozenset({"last_seen", "last_run_id", "detail_at"})
+# Item document fields the lifecycle sets (apply_lifecycle), never an item write: not hashed either.
+_LIFECYCLE = frozenset({"status", "delisted_at"})
 _ITEM_PLAIN = [
     f.name
     for f in fields(ShopItem)
@@ -128,15 +130,17 @@ def _as_json(value: object) -> Any:
 
 def item_id(item: ShopItem) -> str:
     """An item document's ``_id``: its natural key as a JSON array, ``["taobao","s1",123]``."""
-    return json.dumps(
-        [item.platform, item.seller_id, item.num_iid], ensure_ascii=False, separators=(",", ":")
-    )
+    return _key(item.platform, item.seller_id, item.num_iid)
+
+
+def _key(platform: str, seller_id: str, num_iid: int) -> str:
+    return json.dumps([platform, seller_id, num_iid], ensure_ascii=False, separators=(",", ":"))
 
 
 def content_hash(doc: Mapping[str, Any]) -> str:
     """sha256 of an item document's BSON without ``_id``, ``first_seen``, ``last_seen``, ``last_run_id``
     and the hash itself: equal hashes, equal stored content (field order included)."""
-    skip = _UNHASHED | {"_id", "first_seen", HASH_FIELD}
+    skip = _UNHASHED | _LIFECYCLE | {"_id", "first_seen", HASH_FIELD}
     return hashlib.sha256(bson.encode({k: v for k, v in doc.items() if k not in skip})).hexdigest()
 
 
@@ -165,6 +169,7 @@ def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], list[Doc]
     doc |= _times("modified", item.modified) | _times("list_time", item.list_time)
     doc["extras"], escaped = escape_keys(_as_json(item.extras))
     doc |= {"skus": [], "last_seen": now, "last_run_id": item.run_id}
+    doc["detail_at"] = _day(now if item.detail_at is None else item.detail_at)
     doc["price_tiers"] = [
         asdict(tier) | {"price_fen": _fen(tier.price_fen, f"{name} tier {tier.start_quantity}")}
         for tier in item.price_tiers
@@ -190,6 +195,23 @@ def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], list[Doc]
     for tier in tiers:
         del tier["sold_quantity"]
     return doc, observed, tiers, escaped
+
+
+def _day(moment: datetime) -> datetime:
+    """``detail_at`` as MongoDB keeps it: the UTC day the detail was fetched (its midnight). So a detail
+    fetched again the same day changes no document (FerretDB's updates are costly) and both write
+    shapes store the same; an incremental crawl's age check errs towards fetching (by under a day)."""
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _stale(stored: datetime | None, fetched: datetime) -> bool:
+    """Whether an unchanged item's stored detail_at is to move to the new fetch's day."""
+    return stored is None or fetched > stored
+
+
+def _on_insert(now: datetime) -> Doc:
+    """The fields a new item document starts with and writes of it never change."""
+    return {"first_seen": now, "status": "active"}
 
 
 def _item_from_doc(doc: Mapping[str, Any]) -> ShopItem:
@@ -422,7 +444,7 @@ class MongoStore:
     def _upsert(self, ids: list[str], docs: Mapping[str, Doc], now: datetime, what: str) -> None:
         """One upsert per item; a duplicate key (two writers inserting at once) is sent once more."""
         ops: list[WriteOp] = [
-            UpdateOne({"_id": i}, {"$set": docs[i], "$setOnInsert": {"first_seen": now}}, upsert=True)
+            UpdateOne({"_id": i}, {"$set": docs[i], "$setOnInsert": _on_insert(now)}, upsert=True)
             for i in ids
         ]
         self._bulk("items", ops, what, resend_duplicates=True, per_command=self._updates_per_command)
@@ -430,17 +452,22 @@ class MongoStore:
     def _write_diff(self, ids: list[str], docs: Mapping[str, Doc], now: datetime, what: str) -> None:
         stored = self._stored_hashes(ids, what)
         new = [i for i in ids if i not in stored]
-        changed = [i for i in ids if i in stored and stored[i] != docs[i][HASH_FIELD]]
+        changed = [i for i in ids if i in stored and stored[i][0] != docs[i][HASH_FIELD]]
+        unchanged = [i for i in ids if i in stored and stored[i][0] == docs[i][HASH_FIELD]]
+        refreshed = [i for i in unchanged if _stale(stored[i][1], docs[i]["detail_at"])]
         # Unchanged items are not written at all: FerretDB spends ~75 ms per updated document, even
         # in one update_many, which made an identical 5,000-item re-crawl take minutes. Their
         # last_seen / last_run_id stay those of the last run that changed them; the run's
         # observations record that they were seen.
         if new:
-            inserts: list[WriteOp] = [InsertOne({"_id": i, **docs[i], "first_seen": now}) for i in new]
+            inserts: list[WriteOp] = [InsertOne({"_id": i, **docs[i], **_on_insert(now)}) for i in new]
             # A duplicate key: another writer inserted the item since the find. Update it instead.
             changed += [new[n] for n in self._send("items", inserts, what)[0]]
         if changed:
             self._upsert(changed, docs, now, what)
+        if refreshed:  # fetched again on a later day and nothing new: only detail_at moves
+            update = UpdateMany({"_id": {"$in": refreshed}}, {"$set": {"detail_at": _day(now)}})
+            self._bulk("items", [update], what)
 
     def write_rejects(self, rejects: Sequence[Reject]) -> None:
         now, ops, escaped = self._now(), list[WriteOp](), 0
@@ -495,6 +522,44 @@ class MongoStore:
             lambda db: db.runs.update_one({"run_id": run_id, "status": "running"}, {"$set": changes})
         )
         return result.modified_count > 0
+
+    def items_by_id(self, platform: str, seller_id: str, ids: Sequence[int]) -> dict[int, ShopItem]:
+        """The stored items among ``ids`` of this shop, by num_iid: one ``find`` by ``_id``."""
+        if not ids:
+            return {}
+        keys = [_key(platform, seller_id, num_iid) for num_iid in ids]
+        docs = self._read(lambda db: list(db.items.find({"_id": {"$in": keys}}, batch_size=len(keys) + 1)))
+        return {item.num_iid: item for item in map(_item_from_doc, docs)}
+
+    def apply_lifecycle(self, run: RunRecord) -> tuple[int, int]:
+        """See :meth:`SqliteStore.apply_lifecycle`: the same transitions, two ``update_many``."""
+        shop: Doc = {"platform": run.platform, "seller_id": run.seller_id}
+        now = run.finished_at or self._now()
+
+        def apply(db: Database[Doc]) -> tuple[int, int]:
+            seen = set(db.observations.distinct("num_iid", {"run_id": run.run_id}))
+            refused = db.rejects.find(
+                {"run_id": run.run_id, "num_iid": {"$ne": None}}, {"num_iid": 1, "reason": 1}
+            )
+            seen |= {d["num_iid"] for d in refused if RunTally.kind(d["reason"]) == 1}
+            ids = sorted(seen)
+            relisted = db.items.update_many(
+                shop | {"status": "delisted", "num_iid": {"$in": ids}}, {"$set": {"status": "relisted"}}
+            ).modified_count
+            delisted = 0
+            if run.status == "complete":
+                delisted = db.items.update_many(
+                    shop | {"status": {"$ne": "delisted"}, "num_iid": {"$nin": ids}},
+                    {"$set": {"status": "delisted", "delisted_at": now}},
+                ).modified_count
+            return delisted, relisted
+
+        return self._read(apply)
+
+    def item_status(self, platform: str, seller_id: str) -> dict[int, tuple[str, datetime | None]]:
+        """num_iid -> (status, delisted_at) of the shop's items, for tests and reports."""
+        docs = self._find("items", {"platform": platform, "seller_id": seller_id}, ())
+        return {d["num_iid"]: (d.get("status", "active"), d.get("delisted_at")) for d in docs}
 
     def tally(self, run_id: str) -> RunTally:
         """Two reads: the count of distinct items observed, and the run's item rejects."""
@@ -626,16 +691,16 @@ class MongoStore:
         )
         time.sleep(delay)
 
-    def _stored_hashes(self, ids: list[str], what: str) -> dict[str, str | None]:
-        """``content_hash`` of the items among ``ids`` already stored (None if a document has none, as
-        one written before hashes were); transient errors are retried."""
+    def _stored_hashes(self, ids: list[str], what: str) -> dict[str, tuple[str | None, datetime | None]]:
+        """(``content_hash``, ``detail_at``) of the items among ``ids`` already stored (None if a document
+        has none, as one written before they were); transient errors are retried."""
         deadline = time.monotonic() + self._retry_seconds
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
                 cursor = self._database().items.find(
-                    {"_id": {"$in": ids}}, {HASH_FIELD: 1}, batch_size=len(ids) + 1
+                    {"_id": {"$in": ids}}, {HASH_FIELD: 1, "detail_at": 1}, batch_size=len(ids) + 1
                 )  # one batch larger than the answer: no getMore round trip
-                return {d["_id"]: d.get(HASH_FIELD) for d in cursor}
+                return {d["_id"]: (d.get(HASH_FIELD), d.get("detail_at")) for d in cursor}
             except PyMongoError as exc:
                 if not _is_transient(exc):
                     raise self._error(f"{what} failed", exc) from exc

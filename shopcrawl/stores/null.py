@@ -70,6 +70,12 @@ class NullStore:
     def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
         return False
 
+    def items_by_id(self, platform: str, seller_id: str, ids: Sequence[int]) -> dict[int, ShopItem]:
+        return {}  # nothing stored: every crawl is a full one
+
+    def apply_lifecycle(self, run: RunRecord) -> tuple[int, int]:
+        return 0, 0
+
     def tally(self, run_id: str) -> RunTally:
         stored = self._stored.get(run_id, set())
         ranks = [k for n, k in self._rejected.get(run_id, {}).items() if n not in stored]

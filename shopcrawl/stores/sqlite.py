@@ -28,7 +28,7 @@ from shopcrawl.stores.outbox import AlertRecord
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _FEN = "INTEGER NOT NULL CHECK (typeof(price_fen) = 'integer')"
 _DDL = (
     f"""CREATE TABLE IF NOT EXISTS items (
@@ -40,6 +40,8 @@ _DDL = (
         first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, last_run_id TEXT NOT NULL,
         extras TEXT NOT NULL DEFAULT '{{}}',
         price_tiers TEXT NOT NULL DEFAULT '[]', min_order_quantity INTEGER,
+        detail_at TEXT, listing_fp TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'active', delisted_at TEXT,
         PRIMARY KEY (platform, seller_id, num_iid))""",
     f"""CREATE TABLE IF NOT EXISTS observations (
         run_id TEXT NOT NULL, platform TEXT NOT NULL, seller_id TEXT NOT NULL, num_iid INTEGER NOT NULL,
@@ -133,6 +135,12 @@ _FINISH_RUN = _insert(
 )
 _INSERT_REJECT = _insert("rejects", _REJECT_COLUMNS, "DO NOTHING")
 _ITEMS_V4 = ("price_tiers TEXT NOT NULL DEFAULT '[]'", "min_order_quantity INTEGER")
+_ITEMS_V5 = (
+    "detail_at TEXT",
+    "listing_fp TEXT NOT NULL DEFAULT ''",
+    "status TEXT NOT NULL DEFAULT 'active'",
+    "delisted_at TEXT",
+)
 _RUNS_V3 = ("items_failed INTEGER NOT NULL DEFAULT 0", "heartbeat_at TEXT", "owner TEXT NOT NULL DEFAULT ''")
 # Per distinct item of a run: stored (has an observation), else the best-ranked reject kind.
 _TALLY = f"""
@@ -145,6 +153,19 @@ ranked AS (
 SELECT (SELECT COUNT(*) FROM stored), COUNT(*) FILTER (WHERE kind = 1),
        COUNT(*) FILTER (WHERE kind = 2), COUNT(*) FILTER (WHERE kind = 3) FROM ranked
 """
+
+# The items a run saw: stored (an observation) or refused for a reason about the item itself. An item
+# the detail call omitted (deleted since listing) or whose calls gave up was not seen.
+_SEEN = f"""
+SELECT num_iid FROM observations WHERE run_id = :run_id
+UNION SELECT num_iid FROM rejects WHERE run_id = :run_id AND num_iid IS NOT NULL
+    AND reason NOT LIKE '{FAILED_PREFIX}%' AND reason NOT LIKE '{MISSING_PREFIX}%'
+"""
+_RELIST = f"""UPDATE items SET status = 'relisted'
+    WHERE platform = :platform AND seller_id = :seller_id AND status = 'delisted' AND num_iid IN ({_SEEN})"""
+_DELIST = f"""UPDATE items SET status = 'delisted', delisted_at = :now
+    WHERE platform = :platform AND seller_id = :seller_id AND status != 'delisted'
+    AND num_iid NOT IN ({_SEEN})"""
 
 
 def _utc_now() -> datetime:
@@ -182,6 +203,7 @@ def _item_row(item: ShopItem, now: str) -> dict[str, Any]:
     row.update(modified=_iso(item.modified), list_time=_iso(item.list_time), item_imgs=_json(item.item_imgs))
     row.update(skus=_json(row["skus"]), first_seen=now, last_seen=now, last_run_id=row.pop("run_id"))
     row.update(extras=_json(item.extras), price_tiers=_json(row["price_tiers"]))
+    row["detail_at"] = now if item.detail_at is None else _iso(item.detail_at, utc=True)
     return row
 
 
@@ -215,7 +237,8 @@ def _run_row(run: RunRecord) -> dict[str, Any]:
 
 def _item_from_row(row: sqlite3.Row) -> ShopItem:
     data: dict[str, Any] = dict(row)
-    del data["first_seen"], data["last_seen"]
+    del data["first_seen"], data["last_seen"], data["status"], data["delisted_at"]
+    data["detail_at"] = _dt(data["detail_at"])
     data.update(
         run_id=data.pop("last_run_id"), modified=_dt(data["modified"]), list_time=_dt(data["list_time"])
     )
@@ -367,6 +390,39 @@ class SqliteStore:
             self._transact(f"abandon run {run_id}", body)
         return changed[0] > 0
 
+    def items_by_id(self, platform: str, seller_id: str, ids: Sequence[int]) -> dict[int, ShopItem]:
+        """The stored items among ``ids`` of this shop, by num_iid: one query."""
+        if not ids:
+            return {}
+        sql = (
+            "SELECT * FROM items WHERE platform = :platform AND seller_id = :seller_id"
+            " AND num_iid IN (SELECT value FROM json_each(:ids))"
+        )
+        rows = self._read(sql, {"platform": platform, "seller_id": seller_id, "ids": _json(list(ids))})
+        return {item.num_iid: item for item in map(_item_from_row, rows)}
+
+    def apply_lifecycle(self, run: RunRecord) -> tuple[int, int]:
+        """After a run: its shop's delisted items it saw become ``relisted``; when the run is complete,
+        the shop's items it did not see become ``delisted`` (``delisted_at`` set). (delisted, relisted)."""
+        params: dict[str, object] = {"run_id": run.run_id, "platform": run.platform}
+        params |= {"seller_id": run.seller_id, "now": _iso(run.finished_at or self._clock(), utc=True)}
+        counts = [0, 0]
+
+        def body(conn: sqlite3.Connection) -> None:
+            counts[1] = conn.execute(_RELIST, params).rowcount
+            if run.status == "complete":
+                counts[0] = conn.execute(_DELIST, params).rowcount
+
+        with self._lock:
+            self._transact(f"apply lifecycle of run {run.run_id}", body)
+        return counts[0], counts[1]
+
+    def item_status(self, platform: str, seller_id: str) -> dict[int, tuple[str, datetime | None]]:
+        """num_iid -> (status, delisted_at) of the shop's items, for tests and reports."""
+        sql = "SELECT num_iid, status, delisted_at FROM items WHERE platform = :p AND seller_id = :s"
+        rows = self._read(sql, {"p": platform, "s": seller_id})
+        return {row[0]: (row[1], _dt(row[2])) for row in rows}
+
     def tally(self, run_id: str) -> RunTally:
         stored, rejected, missing, failed = self._read(_TALLY, {"run_id": run_id})[0]
         return RunTally(stored, rejected, missing, failed)
@@ -450,6 +506,11 @@ class SqliteStore:
             if 1 <= version < 4:  # 3 -> 4: 1688's quantity price tiers and minimum order
                 have = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
                 for column in _ITEMS_V4:
+                    if column.split()[0] not in have:
+                        conn.execute(f"ALTER TABLE items ADD COLUMN {column}")
+            if 1 <= version < 5:  # 4 -> 5: incremental crawls and the item lifecycle
+                have = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+                for column in _ITEMS_V5:
                     if column.split()[0] not in have:
                         conn.execute(f"ALTER TABLE items ADD COLUMN {column}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

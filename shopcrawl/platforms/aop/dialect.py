@@ -26,6 +26,7 @@ from shopcrawl.platforms.base import (
     EnvelopeError,
     ErrorClass,
     ListingPage,
+    fingerprint,
     positive_id,
 )
 
@@ -33,6 +34,8 @@ FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 STATUS_LIST = '["published"]'
 # Listing fields kept with the item (JSON-safe scalars only: they ride in the request's meta).
 LISTED_FIELDS = ("subject", "status", "modifyTime", "createTime", "referencePrice")
+# The listed fields that show a change (an incremental crawl compares their fingerprint).
+CHANGE_FIELDS = ("modifyTime", "referencePrice", "amountOnSale")  # amountOnSale: in saleInfo
 
 
 class AopLister:
@@ -108,6 +111,11 @@ class AopDialect:
 
     def listed_id(self, row: Any) -> int | str:
         return positive_id(row, "productID")
+
+    def listing_fingerprint(self, row: Mapping[str, Any]) -> str:
+        sale = row.get("saleInfo")
+        stock = sale.get("amountOnSale") if isinstance(sale, Mapping) else None
+        return fingerprint({**row, "amountOnSale": stock}, CHANGE_FIELDS)
 
     def listed_fields(self, row: Mapping[str, Any]) -> dict[str, Any]:
         return {k: row[k] for k in LISTED_FIELDS if isinstance(row.get(k), str | int)}

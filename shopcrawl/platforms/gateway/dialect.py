@@ -23,6 +23,7 @@ from shopcrawl.platforms.base import (
     EnvelopeError,
     ErrorClass,
     HttpStatus,
+    fingerprint,
     positive_id,
 )
 from shopcrawl.platforms.gateway import items as gw_items
@@ -30,6 +31,8 @@ from shopcrawl.platforms.gateway import protocol as gw
 from shopcrawl.platforms.gateway.listing import PriceWalk, SortUnion
 
 LISTED_FIELDS = ("sales", "price", "promotion_price")
+# The listed fields that show a change (an incremental crawl compares their fingerprint).
+CHANGE_FIELDS = ("price", "promotion_price", "sales", "quantity")
 
 
 class GatewayDialect:
@@ -66,6 +69,9 @@ class GatewayDialect:
 
     def listed_id(self, row: Any) -> int | str:
         return positive_id(row, "num_iid")
+
+    def listing_fingerprint(self, row: Mapping[str, Any]) -> str:
+        return fingerprint(row, CHANGE_FIELDS)
 
     def listed_fields(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """The listing's sales and prices, and when the item was listed (``modified`` stands in

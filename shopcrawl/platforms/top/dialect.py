@@ -28,6 +28,7 @@ from shopcrawl.platforms.base import (
     ErrorClass,
     HttpStatus,
     ListingPage,
+    fingerprint,
     positive_id,
 )
 from shopcrawl.platforms.top import items as top_items
@@ -36,6 +37,8 @@ from shopcrawl.platforms.top import protocol as top
 logger = logging.getLogger(__name__)
 
 LISTED_FIELDS = ("sold_quantity", "modified", "list_time", "approve_status")
+# The listed fields that show a change (an incremental crawl compares their fingerprint).
+CHANGE_FIELDS = ("modified", "price", "num", "sold_quantity")
 FORM = "application/x-www-form-urlencoded;charset=UTF-8"
 
 
@@ -126,6 +129,9 @@ class TopDialect:
 
     def listed_id(self, row: Any) -> int | str:
         return positive_id(row, "num_iid")
+
+    def listing_fingerprint(self, row: Mapping[str, Any]) -> str:
+        return fingerprint(row, CHANGE_FIELDS)
 
     def listed_fields(self, row: Mapping[str, Any]) -> dict[str, Any]:
         return {k: row[k] for k in LISTED_FIELDS if k in row}
