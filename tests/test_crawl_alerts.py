@@ -66,7 +66,8 @@ def test_the_injected_changes_arrive_once_and_a_rerun_sends_nothing(sandbox_fact
         # shop changed.
         more = sandbox.mutate(seed=9, new=2, delist=1)
         stop_early = {"CLOSESPIDER_PAGECOUNT": 4, "CONCURRENT_REQUESTS": 1}
-        cut = crawl(sandbox.url, tmp_path, env=env, settings=stop_early)
+        # A full crawl: an incremental one of this shop needs no more than 4 responses and would end.
+        cut = crawl(sandbox.url, tmp_path, env=env, settings=stop_early, extra_args=("-a", "mode=full"))
         assert cut.query("SELECT status FROM runs ORDER BY started_at DESC LIMIT 1") == [("incomplete",)]
         assert len(receiver.posts) == posts and "no alerts" in cut.log
 

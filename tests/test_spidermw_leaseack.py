@@ -105,3 +105,15 @@ def test_without_a_lease_or_a_run_outputs_pass_through(crawler):
     response.request = crawler.spider._listing(crawler.spider.lister.call(None, 1))
     response.request.meta[LEASE_META] = "lease-1"
     assert outputs(crawler, response, produced) == produced
+
+
+def test_a_carried_forward_item_holds_its_listing_lease_until_it_is_written(crawler):
+    """An incremental listing page yields stored items (ShopItem), not detail records: the run must not
+    end before they are written for this run."""
+    from tests.test_store_sqlite import make_item
+
+    coordinator = crawler._shopcrawl_run
+    outputs(crawler, leased_response(crawler), [make_item(7, run_id="run-a")])
+    assert coordinator.pending() == (0, 1)
+    coordinator.stored([7], {})
+    assert coordinator.pending() == (0, 0)

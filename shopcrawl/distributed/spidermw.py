@@ -9,7 +9,7 @@ from scrapy.crawler import Crawler
 from scrapy.http import Response
 
 from shopcrawl.distributed.scheduler import LEASE_META
-from shopcrawl.items import RawRecord, Reject
+from shopcrawl.items import RawRecord, Reject, ShopItem
 
 
 class LeaseAckMiddleware:
@@ -31,7 +31,7 @@ class LeaseAckMiddleware:
             return
         try:
             async for output in result:
-                if isinstance(output, RawRecord | Reject) and isinstance(output.num_iid, int):
+                if isinstance(output, RawRecord | ShopItem | Reject) and isinstance(output.num_iid, int):
                     coordinator.expect(lease, output.num_iid)
                 yield output
         finally:

@@ -40,7 +40,7 @@ class Alerts:
     def from_crawler(cls, crawler: Crawler) -> Self:
         config = AlertConfig.from_settings(crawler.settings)
         if not config.webhook:
-            raise NotConfigured("SHOPCRAWL_ALERT_WEBHOOK is not set")
+            raise NotConfigured  # no message: Scrapy would log it as a warning on every crawl
         ext = cls(crawler, config)
         crawler.signals.connect(ext.run_finished, signal=shopcrawl_signals.run_finished)
         logger.info("Alerts on: %s body to %s", config.format, redact_url(config.webhook))
