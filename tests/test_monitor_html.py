@@ -47,7 +47,7 @@ def _run(chromium: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_html_report_renders_its_charts_in_chromium_and_a_hostile_title_runs_nothing(
-    sandbox_factory, tmp_path
+    sandbox_factory, tmp_path, capsys
 ):
     chromium = _chromium()
     sandbox = sandbox_factory("--items", "30", "--seed", "17")
@@ -82,4 +82,5 @@ def test_html_report_renders_its_charts_in_chromium_and_a_hostile_title_runs_not
     shot = tmp_path / "report.png"
     result = _run(chromium, "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri())
     assert result.returncode == 0 and shot.stat().st_size > 10_000
-    print(f"screenshot of the HTML report: {shot}")
+    with capsys.disabled():  # in the test's output even when pytest captures it
+        print(f"\nscreenshot of the HTML report: {shot}")
