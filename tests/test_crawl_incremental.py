@@ -67,10 +67,12 @@ def test_top_unchanged_recrawl_costs_the_listing_alone(sandbox_factory, tmp_path
     sandbox = sandbox_factory("--items", "10000", "--seed", "5")
     first = crawl(sandbox.url, tmp_path, timeout=600)
     assert first.returncode == 0, first.stderr
+    assert "shopcrawl/listing/store_reads" not in first.log  # a shop the store never held: no reads
     sandbox.reset_stats()
     second = crawl(sandbox.url, tmp_path, timeout=600)
     assert second.returncode == 0, second.stderr
     assert sandbox.stats()["calls"] == {TOP_LIST: math.ceil(10000 / 200)}
+    assert "'shopcrawl/listing/store_reads': 50," in second.log  # one read a listing page
     (_, _, _), (run2, status, coverage) = _runs(second)
     assert (status, coverage) == ("complete", 1.0)
     assert len(_observed(second, run2)) == 10000

@@ -70,6 +70,9 @@ class RunLifecycle:
         self.record: RunRecord | None = None  # the final record, once the run is closed here
         self._open = False
         self._loop: task.LoopingCall | None = None
+        # Whether the store held items of this shop when the run started: an incremental crawl of a
+        # shop it never held reads nothing (a first crawl spends no store reads).
+        self.shop_stored = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -117,6 +120,7 @@ class RunLifecycle:
 
     def _open_blocking(self, run: RunRecord, now: datetime) -> list[tuple[str, str]]:
         self.store.open()
+        self.shop_stored = self.store.count_items(run.platform, run.seller_id) > 0
         abandoned = []
         for other in self.store.running_runs(run.platform, run.seller_id):
             why = None if other.run_id == run.run_id else abandoned_reason(other, now)

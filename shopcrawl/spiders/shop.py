@@ -223,10 +223,12 @@ class ShopSpider(Spider):
 
     def _incremental(self) -> bool:
         """Whether this crawl reads the store to skip unchanged items (not in a full crawl, nor
-        without a store pipeline)."""
-        return self.mode != "full" and RunLifecycle.for_crawler(self.crawler).is_open
+        without a store pipeline, nor for a shop the store held nothing of when the run started)."""
+        lifecycle = RunLifecycle.for_crawler(self.crawler)
+        return self.mode != "full" and lifecycle.is_open and lifecycle.shop_stored
 
     def _read_stored(self, ids: list[int]) -> dict[int, ShopItem]:
+        self._inc("shopcrawl/listing/store_reads")
         return RunLifecycle.for_crawler(self.crawler).store.items_by_id(self.platform, self.seller_id, ids)
 
     def _unchanged(self, prints: dict[int, str], stored: dict[int, ShopItem]) -> dict[int, ShopItem]:

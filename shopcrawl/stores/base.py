@@ -93,6 +93,9 @@ class Store(Protocol):
     def mark_abandoned(self, run_id: str, reason: str, at: datetime) -> bool:
         """Set a ``running`` run to ``abandoned`` (a no-op for any other status); True if it changed."""
 
+    def count_items(self, platform: str | None = None, seller_id: str | None = None) -> int:
+        """Items stored, of this platform and seller when given."""
+
     def items_by_id(self, platform: str, seller_id: str, ids: Sequence[int]) -> dict[int, ShopItem]:
         """The stored items among ``ids`` of this shop, by num_iid, in one query (an incremental
         crawl reads one listing page's items at a time)."""
