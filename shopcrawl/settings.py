@@ -46,7 +46,9 @@ DOWNLOADER_MIDDLEWARES = {
 if os.environ.get("REDIS_URL"):
     REDIS_URL = os.environ["REDIS_URL"]
 SCHEDULER = "shopcrawl.scheduler.ShopScheduler"
-SPIDER_MIDDLEWARES = {"shopcrawl.distributed.spidermw.LeaseAckMiddleware": 950}
+# Outermost (lowest number): it sees a callback's outputs after every other spider middleware, so a
+# request it waits for is one that goes on to the scheduler.
+SPIDER_MIDDLEWARES = {"shopcrawl.distributed.spidermw.LeaseAckMiddleware": 5}
 ITEM_PIPELINES = {
     "shopcrawl.pipelines.validate.ValidatePipeline": 100,
     "shopcrawl.pipelines.store.StorePipeline": 800,

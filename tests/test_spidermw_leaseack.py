@@ -66,11 +66,18 @@ def test_the_lease_waits_for_every_item_the_callback_produced(crawler):
     assert coordinator.pending() == (0, 0) and coordinator.unacked() == 0
 
 
-def test_a_callback_without_items_acknowledges_its_lease_when_it_ends(crawler):
+def test_a_callback_without_items_acknowledges_its_lease_once_its_requests_are_queued(crawler):
+    """Scrapy queues a callback's outputs for its workers: the callback can end before the requests it
+    yielded are scheduled. The lease waits for them, or another worker could find nothing queued or
+    leased anywhere and close the run early."""
     coordinator = crawler._shopcrawl_run
     listing = crawler.spider._listing(crawler.spider.lister.call(None, 2))
     outputs(crawler, leased_response(crawler), [listing, Reject("taobao", "s1", "listing/x", {}, None)])
+    assert coordinator.pending() == (0, 1)
+    coordinator.request_scheduled(listing)
     assert coordinator.pending() == (0, 0)
+    coordinator.request_scheduled(listing)  # told twice: nothing more happens
+    assert coordinator.unacked() == 0
 
 
 def test_a_callback_that_fails_midway_does_not_hold_the_run_open(crawler):

@@ -16,6 +16,7 @@ import socket
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import redis
 
@@ -42,6 +43,8 @@ class RunCoordinator:
         self._waiting: dict[str, set[int]] = defaultdict(set)
         self._by_item: dict[int, set[str]] = defaultdict(set)
         self._output_done: set[str] = set()
+        self._request_tokens: WeakKeyDictionary[object, int] = WeakKeyDictionary()
+        self._request_seq = 0
         self._pushed: dict[str, float] = {}
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
@@ -84,6 +87,7 @@ class RunCoordinator:
         self._waiting.clear()
         self._by_item.clear()
         self._output_done.clear()
+        self._request_tokens.clear()
         self._pushed.clear()  # the shared counters are gone: push this worker's totals again
         self._register(self.started_at)
         return "recovered" if int(won) else "reset"
@@ -174,8 +178,30 @@ class RunCoordinator:
         if not self._waiting.get(lease):
             self._ack([lease])
 
+    def expect_request(self, lease: str, request: object) -> None:
+        """A request the leased callback produced: the lease also waits until it is in the queue.
+
+        Scrapy hands a callback's outputs to its workers through a queue, so the callback can end
+        while requests it yielded are not scheduled yet; acknowledging the lease then would let a
+        worker see nothing queued or leased and close the run early."""
+        self._request_seq -= 1  # negative: never an item id
+        self._request_tokens[request] = self._request_seq
+        self.expect(lease, self._request_seq)
+
+    def request_scheduled(self, request: object) -> None:
+        """The request is in the queue (or was a duplicate): its lease no longer waits for it."""
+        token = self._request_tokens.pop(request, None)
+        if token is not None:
+            self._ack(self._settle([token]))
+
     def stored(self, num_iids: list[int], counters: Mapping[str, float]) -> None:
         """Items (or their rejects) are durably in the store: ack the leases now complete."""
+        complete = self._settle(num_iids)
+        self.push_counters(counters, accounted=num_iids)  # before the acks: a closed run's counters are final
+        self._ack(complete)
+
+    def _settle(self, num_iids: list[int]) -> list[str]:
+        """Mark what each lease waited for as done; the leases with nothing left to wait for."""
         complete = []
         for num_iid in num_iids:
             for lease in self._by_item.pop(num_iid, ()):
@@ -184,8 +210,7 @@ class RunCoordinator:
                     waiting.discard(num_iid)
                     if not waiting and lease in self._output_done:
                         complete.append(lease)
-        self.push_counters(counters, accounted=num_iids)  # before the acks: a closed run's counters are final
-        self._ack(complete)
+        return complete
 
     def _ack(self, leases: list[str]) -> None:
         if leases:

@@ -107,7 +107,11 @@ class LeasedScheduler(Scheduler):
 
     def enqueue_request(self, request: Request) -> bool:
         fingerprint = "" if request.dont_filter else self.df.request_fingerprint(request)
-        if not self.queue.push(request, fingerprint):
+        pushed = self.queue.push(request, fingerprint)
+        coordinator = getattr(self.crawler, "_shopcrawl_run", None)
+        if coordinator is not None:
+            coordinator.request_scheduled(request)  # queued or a duplicate: its parent lease may go
+        if not pushed:
             self.df.log(request, self.spider)
             if self.stats:
                 self.stats.inc_value("dupefilter/filtered")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Self
 
+from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 
@@ -33,6 +34,8 @@ class LeaseAckMiddleware:
             async for output in result:
                 if isinstance(output, RawRecord | ShopItem | Reject) and isinstance(output.num_iid, int):
                     coordinator.expect(lease, output.num_iid)
+                elif isinstance(output, Request):
+                    coordinator.expect_request(lease, output)
                 yield output
         finally:
             # Every request this callback made is queued in Redis by now; its items are on their way
