@@ -100,6 +100,31 @@ def mongo_uri(mongo_server, request):
     client.close()
 
 
+@pytest.fixture
+def clock():
+    """The stores' clock, set by the test (tests/test_store_sqlite.py: Clock)."""
+    from tests.test_store_sqlite import Clock
+
+    return Clock()
+
+
+@pytest.fixture(params=["sqlite", "mongodb-upsert", "mongodb-diff"])
+def store(request, tmp_path, clock):
+    """Each backend a store test runs on: SQLite (a file in tmp_path), and MongoDB (a database of its
+    own on the test MongoDB-wire server) in both item write shapes, whatever the server."""
+    from shopcrawl.stores import SqliteStore
+    from shopcrawl.stores.mongo import MongoStore
+
+    if request.param == "sqlite":
+        backend = SqliteStore(tmp_path / "shop.db", clock=clock)
+    else:
+        shape = request.param.removeprefix("mongodb-")
+        backend = MongoStore(request.getfixturevalue("mongo_uri"), clock=clock, write_shape=shape)
+    backend.open()
+    yield backend
+    backend.close()
+
+
 @pytest.fixture(scope="session")
 def redis_server_url(tmp_path_factory):
     with redis_server(tmp_path_factory.mktemp("redis")) as url:

@@ -20,7 +20,7 @@ from shopcrawl.stores import SqliteStore, StoreError, open_store
 from shopcrawl.stores.base import RunRecord
 from shopcrawl.stores.mongo import MongoStore
 from shopcrawl.stores.null import NullStore
-from tests.test_store_sqlite import GMT8, T0, Clock, make_item
+from tests.test_store_sqlite import GMT8, T0, make_item
 
 # Keys MongoDB would refuse or read as operators and paths, at every depth; plus keys that already hold
 # the escape characters, which must come back unchanged too.
@@ -36,23 +36,6 @@ HOSTILE = {
     ".": [],
     "": "empty key",
 }
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=["sqlite", "mongodb-upsert", "mongodb-diff"])
-def store(request, tmp_path, clock):
-    if request.param == "sqlite":
-        store = SqliteStore(tmp_path / "shop.db", clock=clock)
-    else:  # both MongoDB write shapes, whatever the server
-        shape = request.param.removeprefix("mongodb-")
-        store = MongoStore(request.getfixturevalue("mongo_uri"), clock=clock, write_shape=shape)
-    store.open()
-    yield store
-    store.close()
 
 
 def seen(store, num_iid: int) -> tuple[datetime, datetime, str]:

@@ -9,31 +9,12 @@ import sqlite3
 from contextlib import closing
 from datetime import timedelta
 
-import pytest
-
 from shopcrawl.stores import SqliteStore
 from shopcrawl.stores.base import RunRecord
 from shopcrawl.stores.mongo import MongoStore
 from shopcrawl.stores.null import NullStore
 from shopcrawl.stores.sqlite import SCHEMA_VERSION
-from tests.test_store_sqlite import T0, Clock, make_item
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=["sqlite", "mongodb-upsert", "mongodb-diff"])
-def store(request, tmp_path, clock):
-    if request.param == "sqlite":
-        backend = SqliteStore(tmp_path / "shop.db", clock=clock)
-    else:
-        shape = request.param.removeprefix("mongodb-")
-        backend = MongoStore(request.getfixturevalue("mongo_uri"), clock=clock, write_shape=shape)
-    backend.open()
-    yield backend
-    backend.close()
+from tests.test_store_sqlite import T0, make_item
 
 
 def _run(run_id: str, status: str, at) -> RunRecord:

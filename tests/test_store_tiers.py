@@ -12,33 +12,15 @@ import pytest
 
 from shopcrawl.items import PriceTier
 from shopcrawl.stores import SqliteStore
-from shopcrawl.stores.mongo import MongoStore
 from shopcrawl.stores.null import NullStore
 from shopcrawl.stores.sqlite import SCHEMA_VERSION
-from tests.test_store_sqlite import T0, Clock, make_item
+from tests.test_store_sqlite import T0, make_item
 
 TIERS = [PriceTier(2, "12.5", 1250), PriceTier(10, "11.8", 1180), PriceTier(100, "9.9", 990)]
 
 
 def tiered(num_iid: int, run_id: str = "run-1"):
     return replace(make_item(num_iid, run_id), platform="1688", price_tiers=list(TIERS), min_order_quantity=2)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture(params=["sqlite", "mongodb-upsert", "mongodb-diff"])
-def store(request, tmp_path, clock):
-    if request.param == "sqlite":
-        store = SqliteStore(tmp_path / "shop.db", clock=clock)
-    else:
-        shape = request.param.removeprefix("mongodb-")
-        store = MongoStore(request.getfixturevalue("mongo_uri"), clock=clock, write_shape=shape)
-    store.open()
-    yield store
-    store.close()
 
 
 def test_tiers_round_trip_and_are_observed_once_per_run(store, clock):

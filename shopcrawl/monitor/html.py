@@ -126,35 +126,44 @@ def _shop_charts(history: History, summary: dict[str, Any]) -> list[dict[str, An
     rows = summary["totals"]
     x = [t["started_at"] for t in rows]
 
-    def line(name: str, key: str, **extra: str) -> dict[str, Any]:
-        trace = {"type": "scatter", "mode": "lines+markers", "name": name, "x": x}
-        return trace | {"y": [t[key] for t in rows]} | extra
+    def two_axes(
+        chart_id: str, title: str, left: tuple[str, str, str], right: tuple[str, str, str]
+    ) -> dict[str, Any]:
+        """One chart of two per-run series: (trace name, totals key, axis title) on each y axis."""
+        traces = [
+            {"type": "scatter", "mode": "lines+markers", "name": name, "x": x, "y": [t[key] for t in rows]}
+            for name, key, _ in (left, right)
+        ]
+        traces[1]["yaxis"] = "y2"
+        return {
+            "id": chart_id,
+            "traces": traces,
+            "layout": {
+                "title": {"text": title},
+                "yaxis": {"title": {"text": left[2]}, "rangemode": "tozero"},
+                "yaxis2": {
+                    "title": {"text": right[2]},
+                    "overlaying": "y",
+                    "side": "right",
+                    "rangemode": "tozero",
+                },
+            },
+        }
 
-    assortment = {
-        "id": "shop-assortment",
-        "traces": [
-            line("items", "items"),
-            line("stock", "stock", yaxis="y2"),
-        ],
-        "layout": {
-            "title": {"text": "Items and total stock per complete run"},
-            "yaxis": {"title": {"text": "items"}, "rangemode": "tozero"},
-            "yaxis2": {"title": {"text": "stock"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
-        },
-    }
-    sales = {
-        "id": "shop-sales",
-        "traces": [
-            line("sales", "sales"),
-            line("median price (¥)", "median_price", yaxis="y2"),
-        ],
-        "layout": {
-            "title": {"text": "Total sales count and median item price per complete run"},
-            "yaxis": {"title": {"text": "sales"}, "rangemode": "tozero"},
-            "yaxis2": {"title": {"text": "¥"}, "overlaying": "y", "side": "right", "rangemode": "tozero"},
-        },
-    }
-    return [assortment, sales]
+    return [
+        two_axes(
+            "shop-assortment",
+            "Items and total stock per complete run",
+            ("items", "items", "items"),
+            ("stock", "stock", "stock"),
+        ),
+        two_axes(
+            "shop-sales",
+            "Total sales count and median item price per complete run",
+            ("sales", "sales", "sales"),
+            ("median price (¥)", "median_price", "¥"),
+        ),
+    ]
 
 
 def _price_charts(history: History, titles: dict[int, str], selected: list[int]) -> list[dict[str, Any]]:
