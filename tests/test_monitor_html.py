@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import sqlite3
 import subprocess
 from html import escape
 
-import pytest
-
 from shopcrawl.monitor.html import html_command, json_for_script
 from tests.conftest import crawl
+from tests.services import unavailable
 
 # Were it markup, either part would mark <body>; the CSP is not what keeps it inert (escaping is).
 HOSTILE = (
@@ -35,9 +33,9 @@ def test_json_for_script_is_inert_and_round_trips():
 def _chromium() -> str | None:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing (scripts/test.sh installs Debian's chromium)")
-        pytest.skip("chromium is not installed: apt-get install chromium")
+        unavailable(
+            "chromium is missing: scripts/test.sh installs Debian's chromium (apt-get install chromium)"
+        )
     return found
 
 
