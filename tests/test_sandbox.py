@@ -616,3 +616,28 @@ def test_bad_option_values_are_refused(capsys):
         main(["--rate-5xx", "2"])
     assert exited.value.code == 2
     assert "--rate-5xx" in capsys.readouterr().err
+
+
+def test_latency_holds_every_api_call_without_serialising_them():
+    """--latency-ms models the network: each API call waits that long, calls wait side by side,
+    and the control endpoints answer at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    hold = 0.4
+    with run_sandbox("--items", "10", "--latency-ms", str(int(hold * 1000))) as sb:
+        started = time.monotonic()
+        assert sb.stats()["calls"] == {}
+        assert time.monotonic() - started < hold
+
+        def timed_call(_: int) -> float:
+            began = time.monotonic()
+            assert "items_onsale_get_response" in listing(sb)
+            return time.monotonic() - began
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            each = list(pool.map(timed_call, range(4)))
+        together = time.monotonic() - started
+        assert min(each) >= hold
+        assert together < 3 * hold  # four held calls, not one after another (that would be >= 4 x hold)
+        assert sb.stats()["calls"] == {LISTING: 4}

@@ -244,9 +244,23 @@ def _json_response(value: Any, status: int = 200) -> web.Response:
 SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
 
 
+def _latency(seconds: float) -> Any:
+    """Middleware holding every API call ``seconds`` before it is handled (control endpoints pass)."""
+
+    @web.middleware
+    async def hold(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith("/_sandbox/"):
+            await asyncio.sleep(seconds)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return hold
+
+
 def create_app(config: SandboxConfig) -> web.Application:
     sandbox = Sandbox(config)
-    app = web.Application(client_max_size=4 * 1024 * 1024)
+    middlewares = [_latency(config.latency_ms / 1000)] if config.latency_ms > 0 else []
+    app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=middlewares)
     app[SANDBOX_KEY] = sandbox
     app.router.add_route("*", API_PATH, sandbox.api)
     app.router.add_route("*", AOP_PATH, AopApi(sandbox).handle)

@@ -45,6 +45,8 @@ OPTION_HELP: dict[str, str] = {
     "log_level": "stderr log level (DEBUG logs every call)",
     "gateway_page_size": "items per item_search_shop page (the gateway's page size, stated in each answer)",
     "gateway_max_pages": "the gateway's depth cap: pages one item_search_shop query serves (page_count)",
+    "latency_ms": "milliseconds every API call is held before it is handled, modelling the network "
+    "(an idle wait: no CPU is spent; control endpoints are not held)",
 }
 
 _RATES = ("rate_5xx", "rate_timeout", "rate_truncated", "rate_garbled", "rate_isp")
@@ -60,6 +62,7 @@ _NON_NEGATIVE = (
     "vanish_items",
     "hostile_items",
     "quota_ban_seconds",
+    "latency_ms",
 )
 
 
@@ -93,6 +96,7 @@ class SandboxConfig:
     log_level: str = "INFO"
     gateway_page_size: int = 40
     gateway_max_pages: int = 50
+    latency_ms: float = 0.0
 
     def __post_init__(self) -> None:
         for name in _NON_NEGATIVE:
