@@ -189,8 +189,15 @@ def _json_default(value: object) -> str:
     return str(isoformat()) if callable(isoformat) else str(value)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
 def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    # One encoder for every call (json.dumps builds a new one each time it gets options); empty
+    # containers, most of an item's JSON columns, skip the encoder altogether.
+    if not value and isinstance(value, list | dict):
+        return "[]" if isinstance(value, list) else "{}"
+    return _ENCODER.encode(value)
 
 
 def _is_locked(exc: sqlite3.Error) -> bool:
@@ -199,10 +206,13 @@ def _is_locked(exc: sqlite3.Error) -> bool:
 
 
 def _item_row(item: ShopItem, now: str) -> dict[str, Any]:
-    row = asdict(item)  # SKUs become dicts of all Sku fields
+    # A shallow copy of the fields: the nested values are only serialised, never changed, so the deep
+    # copy of dataclasses.asdict (the store's largest CPU cost, in the writer thread) is not needed.
+    row = dict(vars(item))
     row.update(modified=_iso(item.modified), list_time=_iso(item.list_time), item_imgs=_json(item.item_imgs))
-    row.update(skus=_json(row["skus"]), first_seen=now, last_seen=now, last_run_id=row.pop("run_id"))
-    row.update(extras=_json(item.extras), price_tiers=_json(row["price_tiers"]))
+    row.update(skus=_json([vars(s) for s in item.skus]), first_seen=now, last_seen=now)
+    row.update(last_run_id=row.pop("run_id"), extras=_json(item.extras))
+    row.update(price_tiers=_json([vars(t) for t in item.price_tiers]))
     row["detail_at"] = now if item.detail_at is None else _iso(item.detail_at, utc=True)
     return row
 
