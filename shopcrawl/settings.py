@@ -63,3 +63,4 @@ FEED_EXPORTERS = {"csv": "shopcrawl.exporters.CsvItemExporter"}
 FEED_EXPORT_ENCODING = "utf-8"
 
 LOG_LEVEL = os.environ.get("SHOPCRAWL_LOG_LEVEL", "INFO")
+LOG_FORMATTER = "shopcrawl.logformatter.ShopLogFormatter"  # no per-item "Scraped from" line above DEBUG

@@ -19,6 +19,10 @@ _DIGITS = re.compile(r"-?[0-9]+")
 
 def _int(raw: Mapping[str, Any], field: str, *, required: bool = True, prefix: str = "") -> int | None:
     value = raw.get(field)
+    if type(value) is int:  # JSON's integers, most of them: no text to check
+        if value < 0:
+            raise InvalidItem(prefix + field, f"negative: {value}")
+        return value
     if value is None or value == "":
         if required:
             raise InvalidItem(prefix + field, "missing")
