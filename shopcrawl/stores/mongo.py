@@ -35,6 +35,7 @@ from urllib.parse import unquote
 import bson
 from bson.errors import BSONError
 from pymongo import InsertOne, MongoClient, UpdateMany, UpdateOne, monitoring
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, PyMongoError
 
@@ -195,6 +196,14 @@ def _item_docs(item: ShopItem, now: datetime) -> tuple[Doc, list[Doc], list[Doc]
     for tier in tiers:
         del tier["sold_quantity"]
     return doc, observed, tiers, escaped
+
+
+def _by_ids(collection: Collection[Doc], ids: list[str], projection: Doc | None = None) -> list[Doc]:
+    """The documents among ``ids``, in one ``find`` whose one batch is larger than the answer (no
+    getMore round trip). On FerretDB 1.x this decodes every document of the collection (only a
+    filter of exactly one ``_id`` is pushed down, and even that scans its SQLite table), so the diff
+    shape reads only the items an insert found already stored."""
+    return list(collection.find({"_id": {"$in": ids}}, projection, batch_size=len(ids) + 1))
 
 
 def _day(moment: datetime) -> datetime:
@@ -405,10 +414,11 @@ class MongoStore:
         ``upsert``: one unordered ``bulk_write`` of ``UpdateOne(upsert=True)``: ``$set`` every field but
         ``first_seen``, ``$setOnInsert`` ``first_seen``. Two commands per ``batch_size`` items.
 
-        ``diff`` (for FerretDB): a ``find`` of the stored hashes, an ``insert`` of the new items, an
-        upsert of each changed one, nothing for the unchanged ones (their ``last_seen`` and
-        ``last_run_id`` stay those of the last run that changed them), then the observations: at most
-        four commands per ``batch_size`` items."""
+        ``diff`` (for FerretDB): an ``insert`` of every item (stores the new ones; a duplicate key names
+        each one already stored), a ``find`` of those items' stored hashes, an upsert of each changed
+        one, nothing for the unchanged ones (their ``last_seen`` and ``last_run_id`` stay those of the
+        last run that changed them), then the observations. A first crawl sends two commands per
+        ``batch_size`` items and reads nothing."""
         now = self._now()
         docs: dict[str, Doc] = {}
         observation_ops: list[WriteOp] = []
@@ -450,19 +460,21 @@ class MongoStore:
         self._bulk("items", ops, what, resend_duplicates=True, per_command=self._updates_per_command)
 
     def _write_diff(self, ids: list[str], docs: Mapping[str, Doc], now: datetime, what: str) -> None:
-        stored = self._stored_hashes(ids, what)
-        new = [i for i in ids if i not in stored]
-        changed = [i for i in ids if i in stored and stored[i][0] != docs[i][HASH_FIELD]]
-        unchanged = [i for i in ids if i in stored and stored[i][0] == docs[i][HASH_FIELD]]
+        # Insert every item first: the new ones are stored by it, and a duplicate key names each item
+        # already stored (or stored by another writer meanwhile). Only those are read back, so a
+        # first crawl reads nothing.
+        inserts: list[WriteOp] = [InsertOne({"_id": i, **docs[i], **_on_insert(now)}) for i in ids]
+        present = [ids[n] for n in self._send("items", inserts, what)[0]]
+        if not present:
+            return
+        stored = self._stored_hashes(present, what)
+        changed = [i for i in present if stored.get(i, (None, None))[0] != docs[i][HASH_FIELD]]
+        unchanged = [i for i in present if i in stored and stored[i][0] == docs[i][HASH_FIELD]]
         refreshed = [i for i in unchanged if _stale(stored[i][1], docs[i]["detail_at"])]
         # Unchanged items are not written at all: FerretDB spends ~75 ms per updated document, even
         # in one update_many, which made an identical 5,000-item re-crawl take minutes. Their
         # last_seen / last_run_id stay those of the last run that changed them; the run's
         # observations record that they were seen.
-        if new:
-            inserts: list[WriteOp] = [InsertOne({"_id": i, **docs[i], **_on_insert(now)}) for i in new]
-            # A duplicate key: another writer inserted the item since the find. Update it instead.
-            changed += [new[n] for n in self._send("items", inserts, what)[0]]
         if changed:
             self._upsert(changed, docs, now, what)
         if refreshed:  # fetched again on a later day and nothing new: only detail_at moves
@@ -528,7 +540,7 @@ class MongoStore:
         if not ids:
             return {}
         keys = [_key(platform, seller_id, num_iid) for num_iid in ids]
-        docs = self._read(lambda db: list(db.items.find({"_id": {"$in": keys}}, batch_size=len(keys) + 1)))
+        docs = self._read(lambda db: _by_ids(db.items, keys))
         return {item.num_iid: item for item in map(_item_from_doc, docs)}
 
     def apply_lifecycle(self, run: RunRecord) -> tuple[int, int]:
@@ -697,10 +709,8 @@ class MongoStore:
         deadline = time.monotonic() + self._retry_seconds
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                cursor = self._database().items.find(
-                    {"_id": {"$in": ids}}, {HASH_FIELD: 1, "detail_at": 1}, batch_size=len(ids) + 1
-                )  # one batch larger than the answer: no getMore round trip
-                return {d["_id"]: (d.get(HASH_FIELD), d.get("detail_at")) for d in cursor}
+                docs = _by_ids(self._database().items, ids, {HASH_FIELD: 1, "detail_at": 1})
+                return {d["_id"]: (d.get(HASH_FIELD), d.get("detail_at")) for d in docs}
             except PyMongoError as exc:
                 if not _is_transient(exc):
                     raise self._error(f"{what} failed", exc) from exc
