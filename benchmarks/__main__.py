@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from benchmarks import results
-from benchmarks.harness import REPO, ScenarioFailed, progress
+from benchmarks.harness import PROFILE_DIR, REPO, ScenarioFailed, progress
 from benchmarks.scenarios import SCENARIOS, Context, Section
 
 
@@ -31,6 +31,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--mongo-uri", help="a MongoDB server (mongodb://host:port, no database) instead of starting FerretDB"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run every crawl under pyinstrument, writing DIR/<crawl>.html (figures include its overhead)",
     )
     args = parser.parse_args(argv)
     modules = SCENARIOS()
@@ -50,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE_DIR.append(args.profile.resolve())
     started = time.perf_counter()
     load_start = os.getloadavg()
     commit = results.commit()
@@ -83,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": time.perf_counter() - started,
             "reps": args.reps,
             "quick": args.quick,
+            "profiled": bool(args.profile),
         }
     results.write(args.out, sections, failures, meta)
     progress(f"wrote {args.out} and {args.out.parent / 'results.json'} in {meta['duration_s']:.0f} s")

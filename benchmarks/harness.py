@@ -44,6 +44,19 @@ DIALECTS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# --profile DIR: every crawl runs under pyinstrument, which writes DIR/<crawl>.html (main thread only;
+# the figures then include the profiler's overhead).
+PROFILE_DIR: list[Path] = []
+
+
+def profiled(command: Sequence[str], name: str) -> list[str]:
+    """``python -m X ...`` as ``python -m pyinstrument -o DIR/name.html -m X ...`` under --profile."""
+    if not PROFILE_DIR or list(command[:2]) != [sys.executable, "-m"]:
+        return list(command)
+    out = PROFILE_DIR[0] / f"{name}.html"
+    return [sys.executable, "-m", "pyinstrument", "-r", "html", "-o", str(out), *command[1:]]
+
+
 class ScenarioFailed(RuntimeError):
     """A scenario could not run: a crawl failed, stored the wrong count, or a service is missing."""
 
@@ -295,7 +308,7 @@ def crawl(
 ) -> Crawl:
     """Reset the sandbox's counters, run one crawl, check it exited 0 and stored ``expect`` items."""
     box.reset()
-    command = crawl_command("demo", crawl_settings(settings), *args)
+    command = profiled(crawl_command("demo", crawl_settings(settings), *args), name)
     sandbox_cpu = process_cpu_seconds(box.pid)
     measured = run_measured(command, shop_env(box, dialect, store, env), workdir, name)
     return finish(

@@ -135,6 +135,9 @@ def write(
         "(A B C A B C A B C), so load drifts hit all alike.",
         "",
     ]
+    if meta.get("profiled"):
+        lines += ["**Profiled run** (`--profile`): every crawl ran under pyinstrument; the figures include "
+                  "its overhead.", ""]  # fmt: skip
     if meta["quick"]:
         lines += ["**Quick pass** (`--quick`): tiny shops, so that the harness keeps working; the figures "
                   "mean nothing.", ""]  # fmt: skip

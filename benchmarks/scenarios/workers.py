@@ -11,6 +11,7 @@ from benchmarks.harness import (
     ScenarioFailed,
     crawl_settings,
     process_cpu_seconds,
+    profiled,
     redis,
     sandbox,
     shop_env,
@@ -66,7 +67,10 @@ def _run_workers(ctx: Context, box: Any, count: int, serial: int) -> dict[str, A
         env = shop_env(box, "top", store, {"REDIS_URL": url})
         command = crawl_command("demo", crawl_settings())
         started = time.perf_counter()
-        children = [Child(command, env, folder, f"worker-{k}") for k in range(count)]
+        children = [
+            Child(profiled(command, f"workers-{serial}-{k}"), env, folder, f"worker-{k}")
+            for k in range(count)
+        ]
         measured = [child.reap() for child in children]
         wall = time.perf_counter() - started
     sandbox_cpu = process_cpu_seconds(box.pid) - sandbox_cpu
