@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from benchmarks import results
-from benchmarks.harness import PROFILE_DIR, REPO, ScenarioFailed, progress
+from benchmarks.procs import PROFILE_DIR, REPO, ScenarioFailed, progress
 from benchmarks.scenarios import SCENARIOS, Context, Section
 
 

@@ -1,173 +1,26 @@
-"""Processes and measurement for ``python -m benchmarks``: the sandbox, crawls as measured subprocesses,
-stores and their counts.
-
-Every crawl is a child process reaped with :func:`os.wait4`, which returns that child's own resource
-usage: wall time (from just before the spawn to the reap), user + system CPU seconds and peak RSS.
-Children import the code of this checkout (``PYTHONPATH`` starts with the repository), whatever
-package the interpreter has installed.
-"""
+"""Crawls as measured subprocesses: ``scrapy crawl shop`` against a sandbox into a store, with the
+sandbox's call counters, the store's count and the run summary; a crawl that did not exit 0 or did not
+store every item fails its scenario."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.procs import Measured, ScenarioFailed, child_env, process_cpu_seconds, profiled, run_measured
+from benchmarks.services import DIALECTS, Sandbox, mongo_count, mongo_drop
 from shopcrawl.sandbox.local import crawl_command, crawl_env
-from tests.services import first_line, stop
 
-REPO = Path(__file__).resolve().parent.parent
-CRAWL_TIMEOUT = 3600.0
-START_TIMEOUT = 600.0  # a 100,000-item sandbox takes a while to build its shop
 SUMMARY = re.compile(
     r"Run (?P<run_id>\S+) (?P<status>[A-Z]+): (?P<accounted>[\d,]+) / (?P<declared>[\d,]+)"
     r" items accounted for \((?P<coverage>[\d.]+)%\); stored (?P<stored>[\d,]+)"
     r".*?retries (?P<retries>[\d,]+); ban wait (?P<ban_wait>[\d.]+) s"
 )
-# Where each dialect's API lives under the sandbox's root, and its SHOPCRAWL_API / SHOPCRAWL_PLATFORM.
-DIALECTS: dict[str, tuple[str, str, str]] = {
-    "top": ("top", "taobao", "/router/rest"),
-    "1688": ("1688", "1688", "/openapi"),
-    "gateway-taobao": ("gateway", "taobao", ""),
-    "gateway-1688": ("gateway", "1688", ""),
-}
-
-
-# --profile DIR: every crawl runs under pyinstrument, which writes DIR/<crawl>.html (main thread only;
-# the figures then include the profiler's overhead).
-PROFILE_DIR: list[Path] = []
-
-
-def profiled(command: Sequence[str], name: str) -> list[str]:
-    """``python -m X ...`` as ``python -m pyinstrument -o DIR/name.html -m X ...`` under --profile."""
-    if not PROFILE_DIR or list(command[:2]) != [sys.executable, "-m"]:
-        return list(command)
-    out = PROFILE_DIR[0] / f"{name}.html"
-    return [sys.executable, "-m", "pyinstrument", "-r", "html", "-o", str(out), *command[1:]]
-
-
-class ScenarioFailed(RuntimeError):
-    """A scenario could not run: a crawl failed, stored the wrong count, or a service is missing."""
-
-
-def progress(message: str) -> None:
-    print(message, flush=True)
-
-
-def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``env`` (default: ours) with this checkout first on ``PYTHONPATH``."""
-    base = dict(os.environ if env is None else env)
-    base["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), base.get("PYTHONPATH", "")) if p)
-    return base
-
-
-@dataclass
-class Measured:
-    """One child process: exit status, wall s, user+sys CPU s, peak RSS MiB and its output."""
-
-    exit: int
-    wall: float
-    cpu: float
-    rss_mib: float
-    stdout: str
-    stderr: str
-
-    def tail(self, lines: int = 15) -> str:
-        return "\n".join((self.stdout + "\n" + self.stderr).strip().splitlines()[-lines:])
-
-
-class Child:
-    """A started child process whose output goes to files; :meth:`reap` measures it."""
-
-    def __init__(self, args: Sequence[str], env: Mapping[str, str], cwd: Path, tag: str) -> None:
-        self.out_path, self.err_path = cwd / f"{tag}.out", cwd / f"{tag}.err"
-        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
-            self.started = time.perf_counter()
-            self.process = subprocess.Popen(list(args), env=dict(env), cwd=cwd, stdout=out, stderr=err)
-
-    def reap(self, timeout: float = CRAWL_TIMEOUT) -> Measured:
-        timer = threading.Timer(timeout, self.process.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(self.process.pid, 0)
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - self.started
-        self.process.returncode = os.waitstatus_to_exitcode(status)
-        return Measured(
-            exit=self.process.returncode,
-            wall=wall,
-            cpu=usage.ru_utime + usage.ru_stime,
-            rss_mib=usage.ru_maxrss / 1024,
-            stdout=self.out_path.read_text(errors="replace"),
-            stderr=self.err_path.read_text(errors="replace"),
-        )
-
-
-def run_measured(args: Sequence[str], env: Mapping[str, str], cwd: Path, tag: str) -> Measured:
-    return Child(args, env, cwd, tag).reap()
-
-
-def _control(root: str, path: str, body: object = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(root + path, data=data, method="POST" if data else "GET")
-    with urllib.request.urlopen(request, timeout=60) as reply:
-        return json.loads(reply.read())
-
-
-@dataclass
-class Sandbox:
-    """A running ``python -m shopcrawl.sandbox``; ``root`` is its base URL without an API path."""
-
-    items: int
-    root: str
-    options: tuple[str, ...]
-    pid: int
-
-    def url(self, dialect: str) -> str:
-        return self.root + DIALECTS[dialect][2]
-
-    def reset(self) -> None:
-        _control(self.root, "/_sandbox/reset-stats", {})
-
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = _control(self.root, "/_sandbox/stats")
-        return stats
-
-
-@contextmanager
-def sandbox(items: int, *options: str, workdir: Path) -> Iterator[Sandbox]:
-    """Start a sandbox shop of ``items`` items (``--page-cap max(items, 20000)``); stop it after."""
-    args = ["--items", str(items), "--page-cap", str(max(items, 20000)), *options]
-    log = workdir / f"sandbox-{items}-{len(list(workdir.glob('sandbox-*.log')))}.log"
-    with log.open("wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "shopcrawl.sandbox", "--log-level", "WARNING", *args],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            env=child_env(),
-        )
-    try:
-        try:
-            url = first_line(process, START_TIMEOUT)
-        except (TimeoutError, RuntimeError) as error:
-            raise ScenarioFailed(
-                f"sandbox {' '.join(args)} did not start: {error}: {log.read_text()}"
-            ) from None
-        yield Sandbox(items, url.removesuffix("/router/rest"), tuple(options), process.pid)
-    finally:
-        stop(process)
 
 
 @dataclass
@@ -186,7 +39,7 @@ class Store:
             assert self.path is not None
             if not self.path.exists():
                 return 0
-            with sqlite3.connect(self.path) as conn:
+            with closing(sqlite3.connect(self.path)) as conn:
                 count: int = conn.execute("SELECT COUNT(DISTINCT num_iid) FROM items").fetchone()[0]
                 return count
         if self.kind == "mongodb":
@@ -206,31 +59,11 @@ NULL_STORE = Store("null", "null://")
 
 def mongo_store(server: str, database: str, *, options: str = "") -> Store:
     """A store in ``database`` on ``server`` (dropped first: a fresh store)."""
-    import pymongo
-
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(server, serverSelectionTimeoutMS=10000)
-    with client:
-        client.drop_database(database)
+    mongo_drop(server, database)
     base, _, query = server.rstrip("/").partition("?")
     query = "&".join(q for q in (query, options) if q)
     uri = f"{base.rstrip('/')}/{database}" + (f"?{query}" if query else "")
     return Store("mongodb", uri, server=server, database=database)
-
-
-def mongo_count(server: str, database: str, collection: str) -> int:
-    import pymongo
-
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(server, serverSelectionTimeoutMS=10000)
-    with client:
-        return client[database][collection].count_documents({})
-
-
-def mongo_drop(server: str, database: str) -> None:
-    import pymongo
-
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(server, serverSelectionTimeoutMS=10000)
-    with client:
-        client.drop_database(database)
 
 
 @dataclass
@@ -286,12 +119,12 @@ def crawl_settings(extra: Mapping[str, object] | None = None) -> dict[str, objec
 def shop_env(
     box: Sandbox, dialect: str, store: Store, env: Mapping[str, str] | None = None
 ) -> dict[str, str]:
+    """A crawl's environment: aimed at ``box`` through ``dialect``, writing ``store``; no SHOPCRAWL_* or
+    REDIS_URL of ours leaks in (a crawl is distributed only when ``env`` says so)."""
     api, platform, _ = DIALECTS[dialect]
-    return child_env(
-        crawl_env(
-            box.url(dialect), store.uri, {"SHOPCRAWL_API": api, "SHOPCRAWL_PLATFORM": platform, **(env or {})}
-        )
-    )
+    full = crawl_env(box.url(dialect), store.uri, {"SHOPCRAWL_API": api, "SHOPCRAWL_PLATFORM": platform})
+    full.pop("REDIS_URL", None)
+    return child_env({**full, **(env or {})})
 
 
 def crawl(
@@ -342,92 +175,3 @@ def check(name: str, measured: Measured, stored: int, expect: int) -> None:
         raise ScenarioFailed(f"{name}: exit status {measured.exit}\n{measured.tail()}")
     if stored != expect:
         raise ScenarioFailed(f"{name}: stored {stored:,} items, expected {expect:,}\n{measured.tail()}")
-
-
-@contextmanager
-def service_needed() -> Iterator[None]:
-    """Turn ``tests.services``' skip/fail (a missing FerretDB or redis-server) into ScenarioFailed."""
-    import pytest
-
-    try:
-        yield
-    except (pytest.skip.Exception, pytest.fail.Exception) as missing:
-        raise ScenarioFailed(f"service missing: {missing}") from None
-
-
-@dataclass
-class MongoServer:
-    """A MongoDB-wire server: FerretDB started here (``pid`` set: its CPU is measurable) or --mongo-uri's."""
-
-    uri: str
-    pid: int | None
-    version: str
-
-    def cpu_seconds(self) -> float | None:
-        return None if self.pid is None else process_cpu_seconds(self.pid)
-
-
-@contextmanager
-def mongo_server(workdir: Path, explicit: str | None) -> Iterator[MongoServer]:
-    from tests.services import ferretdb
-
-    if explicit:
-        yield MongoServer(explicit.rstrip("/"), None, server_version(explicit))
-        return
-    with service_needed(), ferretdb(workdir) as uri:
-        yield MongoServer(uri.rstrip("/"), _child_pid("ferretdb"), server_version(uri))
-
-
-def server_version(uri: str) -> str:
-    import pymongo
-
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
-    with client:
-        info = client.admin.command("buildInfo")
-    if "ferretdbVersion" in info:
-        version = info["ferretdbVersion"]
-        if version in ("", "unknown"):  # scripts/ferretdb.sh builds it without version stamps
-            found = re.search(r"v\d+\.\d+\.\d+", os.environ.get("SHOPCRAWL_FERRETDB_BIN", ""))
-            version = f"{found.group(0)} (from the binary's path)" if found else "(version unknown)"
-        return f"FerretDB {version}, MongoDB wire protocol {info.get('version')}"
-    return f"MongoDB {info.get('version')}"
-
-
-def _child_pid(comm: str) -> int | None:
-    """The newest child process of ours named ``comm`` (FerretDB: ``tests.services`` yields only its URI)."""
-    found: list[tuple[int, int]] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            name, fields = _stat(int(entry.name))
-        except OSError:
-            continue
-        if name == comm and int(fields[1]) == os.getpid():
-            found.append((int(fields[19]), int(entry.name)))  # (start time, pid)
-    return max(found)[1] if found else None
-
-
-def _stat(pid: int) -> tuple[str, list[str]]:
-    """``comm`` and the fields after it of ``/proc/<pid>/stat`` (state is ``fields[0]``)."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of a running process, in seconds."""
-    _, fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def redis(workdir: Path) -> Iterator[str]:
-    """A fresh redis-server (``tests.services.RedisProcess``) on loopback; yields its URL."""
-    from tests.services import RedisProcess
-
-    with service_needed():
-        server = RedisProcess(workdir)
-    try:
-        yield server.url
-    finally:
-        server.stop()

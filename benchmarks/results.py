@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import REPO
+from benchmarks.procs import REPO
 from benchmarks.scenarios import Section
 
 MARKER = "<!-- analysis below is kept across runs -->"

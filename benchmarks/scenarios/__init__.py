@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks.harness import Crawl, progress
+from benchmarks.harness import Crawl
+from benchmarks.procs import progress
 
 T = TypeVar("T")
 

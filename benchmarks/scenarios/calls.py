@@ -9,17 +9,10 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
-from benchmarks.harness import (
-    Sandbox,
-    ScenarioFailed,
-    child_env,
-    crawl,
-    progress,
-    run_measured,
-    sandbox,
-    sqlite_store,
-)
+from benchmarks.harness import crawl, sqlite_store
+from benchmarks.procs import ScenarioFailed, child_env, progress, run_measured
 from benchmarks.scenarios import Context, Section, Target, f, n, ratio
+from benchmarks.services import Sandbox, sandbox
 
 NUMBER = 1
 TITLE = "API calls per item"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
-from benchmarks.harness import Crawl, crawl, sandbox, sqlite_store
+from benchmarks.harness import Crawl, crawl, sqlite_store
 from benchmarks.scenarios import Context, Section, Target, f, interleaved, median, n, ratio, reps_note
+from benchmarks.services import sandbox
 
 NUMBER = 6
 TITLE = "Faults and bans"

@@ -7,21 +7,11 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
-from benchmarks.harness import (
-    NULL_STORE,
-    Crawl,
-    ScenarioFailed,
-    child_env,
-    crawl,
-    mongo_count,
-    mongo_drop,
-    mongo_server,
-    run_measured,
-    sandbox,
-    sqlite_store,
-)
+from benchmarks.harness import NULL_STORE, Crawl, crawl, sqlite_store
+from benchmarks.procs import ScenarioFailed, child_env, run_measured
 from benchmarks.scenarios import Context, Section, Target, f, interleaved, median, n, ratio, reps_note
 from benchmarks.scenarios.calls import run_seed
+from benchmarks.services import mongo_count, mongo_drop, mongo_server, sandbox
 
 NUMBER = 2
 TITLE = "Wall time with 30 ms of latency per call"

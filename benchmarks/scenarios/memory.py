@@ -6,8 +6,10 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
-from benchmarks.harness import NULL_STORE, crawl, progress, sandbox, sqlite_store
+from benchmarks.harness import NULL_STORE, crawl, sqlite_store
+from benchmarks.procs import progress
 from benchmarks.scenarios import Context, Section, Target, f, interleaved, median, n, ratio, reps_note
+from benchmarks.services import sandbox
 
 NUMBER = 4
 TITLE = "Memory"

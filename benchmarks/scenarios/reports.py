@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import ScenarioFailed, child_env, progress, run_measured
+from benchmarks.procs import ScenarioFailed, child_env, progress, run_measured
 from benchmarks.scenarios import Context, Section, Target, f, interleaved, median, n, reps_note
 from benchmarks.scenarios.report_store import SELLER, build
 

@@ -6,16 +6,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
-from benchmarks.harness import (
-    NULL_STORE,
-    Crawl,
-    crawl,
-    mongo_drop,
-    mongo_server,
-    mongo_store,
-    sandbox,
-    sqlite_store,
-)
+from benchmarks.harness import NULL_STORE, Crawl, crawl, mongo_store, sqlite_store
 from benchmarks.scenarios import (
     Context,
     Section,
@@ -28,6 +19,7 @@ from benchmarks.scenarios import (
     reps_note,
     warm_up,
 )
+from benchmarks.services import mongo_drop, mongo_server, sandbox
 
 NUMBER = 3
 TITLE = "CPU-bound throughput (no latency)"

@@ -6,17 +6,8 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from benchmarks.harness import (
-    Child,
-    ScenarioFailed,
-    crawl_settings,
-    process_cpu_seconds,
-    profiled,
-    redis,
-    sandbox,
-    shop_env,
-    sqlite_store,
-)
+from benchmarks.harness import crawl_settings, shop_env, sqlite_store
+from benchmarks.procs import Child, ScenarioFailed, process_cpu_seconds, profiled
 from benchmarks.scenarios import (
     Context,
     Section,
@@ -29,6 +20,7 @@ from benchmarks.scenarios import (
     reps_note,
     warm_up,
 )
+from benchmarks.services import redis, sandbox
 from shopcrawl.sandbox.local import crawl_command
 
 NUMBER = 5
