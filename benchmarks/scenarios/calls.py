@@ -22,15 +22,15 @@ PAGE_SIZES = {"top": 200, "1688": 20, "gateway-taobao": GATEWAY_PAGE_SIZE, "gate
 LISTING_APIS = ("items.onsale.get", "product.list.get", "item_search_shop")
 
 
-def full_floor(dialect: str, items: int) -> int:
-    """TOP: listing pages of 200 + detail batches of 20; the others: listing pages + one call an item."""
+def full_floor(dialect: str, items: int, page_size: int) -> int:
+    """TOP: listing pages + detail batches of 20; the others: listing pages + one call an item."""
     if dialect == "top":
-        return math.ceil(items / 200) + math.ceil(items / 20)
-    return math.ceil(items / PAGE_SIZES[dialect]) + items
+        return math.ceil(items / page_size) + math.ceil(items / 20)
+    return math.ceil(items / page_size) + items
 
 
-def listing_floor(dialect: str, items: int) -> int:
-    return math.ceil(items / PAGE_SIZES[dialect])
+def listing_floor(items: int, page_size: int) -> int:
+    return math.ceil(items / page_size)
 
 
 def seed_floor(items: int) -> int:
@@ -71,17 +71,17 @@ def run_seed(box: Sandbox, ctx: Context, limit: int = 0, tag: str = "seed") -> d
 
 def run(ctx: Context) -> Section:
     items = ctx.size(10_000, 300)
-    dialects = list(PAGE_SIZES)
+    sizes = dict(PAGE_SIZES)
     rows: list[dict[str, Any]] = []
     capped = items > GATEWAY_PAGE_SIZE * GATEWAY_MAX_PAGES
     with ExitStack() as stack:
         box = stack.enter_context(sandbox(items, "--seed", "7", workdir=ctx.workdir))
-        boxes = dict.fromkeys(dialects, box)
+        boxes = dict.fromkeys(sizes, box)
         if capped:  # the Taobao gateway's sort orders cannot reach every item past its depth cap
-            pages = str(math.ceil(items / GATEWAY_PAGE_SIZE))
-            options = ("--seed", "7", "--gateway-max-pages", pages)
+            sizes["gateway-taobao"] = math.ceil(items / GATEWAY_MAX_PAGES)
+            options = ("--seed", "7", "--gateway-page-size", str(sizes["gateway-taobao"]))
             boxes["gateway-taobao"] = stack.enter_context(sandbox(items, *options, workdir=ctx.workdir))
-        for dialect in dialects:
+        for dialect, size in sizes.items():
             store = sqlite_store(ctx.folder("calls"), dialect)
             for mode, args in (("full", ("-a", "mode=full")), ("incremental", ())):
                 progress(f"  [1] {dialect} {mode} ...")
@@ -91,11 +91,12 @@ def run(ctx: Context) -> Section:
                 listing = sum(
                     c for m, c in result.calls_by_method.items() if any(k in m for k in LISTING_APIS)
                 )
-                floor = full_floor(dialect, items) if mode == "full" else listing_floor(dialect, items)
+                floor = full_floor(dialect, items, size) if mode == "full" else listing_floor(items, size)
                 rows.append(
                     {
                         "dialect": dialect,
                         "mode": mode,
+                        "page_size": size,
                         "floor": floor,
                         "listing_calls": listing,
                         **result.as_dict(),
@@ -105,10 +106,12 @@ def run(ctx: Context) -> Section:
         progress("  [1] seed client (TOP) ...")
         seed = run_seed(box, ctx)
         progress(f"        {seed['calls']:,} calls, {seed['items']:,} items, {seed['wall_s']:.1f} s")
-    return _section(items, rows, seed, capped)
+    return _section(items, rows, seed, sizes if capped else None)
 
 
-def _section(items: int, rows: list[dict[str, Any]], seed: dict[str, Any], capped: bool) -> Section:
+def _section(
+    items: int, rows: list[dict[str, Any]], seed: dict[str, Any], capped: dict[str, int] | None
+) -> Section:
     table = []
     for row in rows:
         table.append(
@@ -127,19 +130,21 @@ def _section(items: int, rows: list[dict[str, Any]], seed: dict[str, Any], cappe
         "(incremental) mode. Calls are counted by the sandbox. Call counts are deterministic, so one "
         "repetition is enough.",
         "Floors: full crawls, TOP `ceil(N/200) + ceil(N/20)` (listing pages of 200, detail batches of 20), "
-        "1688 `ceil(N/20) + N`, gateways `ceil(N/40) + N` (listing pages + one detail call an item); "
+        "1688 `ceil(N/20) + N`, gateways `ceil(N/page size) + N` (listing pages + one detail call an "
+        "item; the sandbox gateway's page is 40 items); "
         "incremental crawls, the listing pages alone.",
         "The seed client (`benchmarks/baselines/seed_client.py`: pages of 100 until an empty page, then "
         f"one detail call an item) ran once, on TOP; its floor is `N/100 + 1 + N` = {seed_floor(items):,}.",
     ]
     if capped:
+        size = capped["gateway-taobao"]
         what.append(
-            f"The Taobao gateway lists at most {GATEWAY_MAX_PAGES} pages of {GATEWAY_PAGE_SIZE} items a sort "
-            "order and has no price filter, so with the sandbox's default depth cap its five sort orders "
-            "reach only part of a shop this size (the crawl ends incomplete, exit 3, as it should). "
-            "gateway-taobao therefore ran against a second sandbox, same shop, with "
-            f"`--gateway-max-pages {math.ceil(items / GATEWAY_PAGE_SIZE)}`; gateway-1688 ran past the "
-            "default cap (its price walk)."
+            f"A Taobao gateway serves at most {GATEWAY_MAX_PAGES} pages a query and has no price filter, so "
+            f"with the sandbox's default page of {GATEWAY_PAGE_SIZE} items its five sort orders reach only "
+            f"part of a shop of {items:,} (the crawl ends incomplete, exit 3, and says why). gateway-taobao "
+            f"therefore ran against a second sandbox of the same shop with `--gateway-page-size {size}` "
+            f"({GATEWAY_MAX_PAGES} pages of {size} reach every item), and its floors use pages of {size}. "
+            f"gateway-1688 ran on the default sandbox, past the depth cap (its price walk)."
         )
     notes = ["Baselines: `× floor` is calls / the dialect's floor; the last column is the seed client's "
              "calls (measured on TOP) / this crawl's calls."]  # fmt: skip
