@@ -90,7 +90,7 @@ def _section(section: Section) -> list[str]:
     for note in section.notes:
         lines += [note, ""]
     verdict = {True: "met", False: "MISSED", None: "none"}[section.target.met]
-    lines += [f"**Target:** {verdict}. {section.target.text}" if section.target.met is not None
+    lines += [f"**Target:** {verdict}: {section.target.text}" if section.target.met is not None
               else f"**Target:** {section.target.text}", ""]  # fmt: skip
     return lines
 
