@@ -141,10 +141,11 @@ def write(
     if meta["quick"]:
         lines += ["**Quick pass** (`--quick`): tiny shops, so that the harness keeps working; the figures "
                   "mean nothing.", ""]  # fmt: skip
-    for section in sections:
-        lines += _section(section)
-    for number, error in sorted(failures.items()):
-        lines += [f"## {number}. could not run", "", "```", error.strip()[-3000:], "```", ""]
+    failed = {
+        n: [f"## {n}. could not run", "", "```", e.strip()[-3000:], "```", ""] for n, e in failures.items()
+    }
+    for _number, part in sorted([*((s.number, _section(s)) for s in sections), *failed.items()]):
+        lines += part
     lines += ["## Targets missed and why", ""]
     missed = [f"- {s.number}. {s.title}: {s.target.text}" for s in sections if s.target.met is False]
     missed += [f"- {k}. could not run (see its section)" for k in sorted(failures)]
