@@ -220,7 +220,7 @@ def test_business_error_is_about_the_one_product():
         ("gw_timestamp_invalid.json", 400, "gw.TimestampInvalid", ErrorClass.FATAL, "clock"),
         ("gw_unauthorised.json", 401, "401", ErrorClass.FATAL, "SHOPCRAWL_SESSION"),
         ("gw_unauthorised.json", 400, "401", ErrorClass.FATAL, "access_token"),
-        ("gw_qps_over_limit.json", 429, "gw.QpsOverLimit", ErrorClass.RETRY, ""),
+        ("gw_qps_over_limit.json", 429, "gw.QpsOverLimit", ErrorClass.BAN, ""),
         ("gw_no_usage_left.json", 429, "gw.NoUsageLeftError", ErrorClass.FATAL, "quota"),
     ],
 )

@@ -163,7 +163,7 @@ def test_qps_limit_answers_429_qps_over_limit():
     assert [r.status for r in replies[:2]] == [200, 200]
     assert replies[2].status == replies[3].status == 429
     error = aop.decode(429, replies[3].body)[1]
-    assert error is not None and error.code == "gw.QpsOverLimit" and aop.classify(error).value == "retry"
+    assert error is not None and error.code == "gw.QpsOverLimit" and aop.classify(error).value == "ban"
 
 
 def test_quota_spent_answers_429_no_usage_left():

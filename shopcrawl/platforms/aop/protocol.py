@@ -169,10 +169,14 @@ def is_gateway_code(code: str) -> bool:
 
 
 def classify(error: ApiError) -> ErrorClass:
-    """Gateway errors stop the crawl but for the QPS limit (retry with backoff); a business error in
-    HTTP 200 (``PRODUCT_NOT_EXIST``, ...) is about the one item it names."""
+    """Gateway errors stop the crawl but for the QPS limit; a business error in HTTP 200
+    (``PRODUCT_NOT_EXIST``, ...) is about the one item it names.
+
+    The QPS limit is a ban of unstated length (``ban_seconds`` None: the crawl holds every call to
+    that API for a second, then resends): retrying each refused call on its own backoff spent its
+    retries while the other calls kept the limit tripped, and items were given up."""
     if error.code == QPS_OVER_LIMIT:
-        return ErrorClass.RETRY
+        return ErrorClass.BAN
     if is_gateway_code(error.code):
         return ErrorClass.FATAL
     return ErrorClass.RECORD
