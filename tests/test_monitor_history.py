@@ -204,3 +204,15 @@ def test_a_shop_without_sales_counts_has_totals_without_sales_and_no_velocity(st
     ]
     forget_totals(store)
     assert trends(store, "1688", "s1") == report
+
+
+def test_one_complete_run_has_its_totals_and_nothing_that_needs_two(store):
+    write_run(store, "only", 0, [item(1, "only", [100, 200], sold=1), item(2, "only", 300, sold=2)])
+    write_run(store, "cut", 1, [item(1, "cut", 50, sold=9)], status="interrupted")
+    report = trends(store, "taobao", "s1")
+    assert reported(report) == recompute(store, "taobao", "s1")
+    assert [(t["items"], t["stock"], t["sales"], t["median_price"]) for t in report["totals"]] == [
+        (2, 15, 3, "2.00")
+    ]
+    assert report["velocity"] == [] and all(movers == [] for movers in report["movers"].values())
+    assert "Only one complete run so far" in make_report(store, "taobao", "s1")

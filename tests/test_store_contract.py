@@ -291,8 +291,16 @@ def test_report_reads_of_a_run_s_items_and_of_a_few_items_over_all_runs(store):
     store.write_items([low, make_item(2, run_id="run-a", skus=0)])
     store.write_items([make_item(2, run_id="run-b", skus=0), make_item(3, run_id="run-b")])
     store.write_items([make_item(4, run_id="run-a", seller_id="s2")])
-    assert store.items_of_run("taobao", "s1", "run-a") == {1: ItemRun(1990, 14, 3), 2: ItemRun(2580, 7, 3)}
-    assert store.items_of_run("taobao", "s2", "run-b") == {} == store.items_of_run("taobao", "s1", "x")
+    assert store.items_of_runs("taobao", "s1", ["run-a", "run-b", "x"]) == {
+        "run-a": {1: ItemRun(1990, 14, 3), 2: ItemRun(2580, 7, 3)},
+        "run-b": {2: ItemRun(2580, 7, 3), 3: ItemRun(2580, 20, 3)},
+    }
+    assert store.items_of_runs("taobao", "s2", ["run-b"]) == {} == store.items_of_runs("taobao", "s1", [])
+    assert sorted((o.sku_id, o.price) for o in store.observations_of_items("taobao", "s1", [1, 99])) == [
+        (10, "25.80"),
+        (11, "19.90"),
+    ]
+    assert store.observations_of_items("taobao", "s1", []) == []
     assert store.item_ids("taobao", "s1") == [1, 2, 3] and store.item_ids("1688", "s1") == []
     assert store.runs_of_items("taobao", "s1", [1, 2, 4, 99]) == {1: {"run-a"}, 2: {"run-a", "run-b"}}
     assert store.runs_of_items("taobao", "s1", []) == {}

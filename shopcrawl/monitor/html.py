@@ -75,16 +75,14 @@ def sku_prices(
     source: HistorySource, history: History, num_iids: Iterable[int]
 ) -> dict[int, dict[int, list[str | None]]]:
     """Per item and SKU (0 = the item itself), its price (exact 元) per complete run; None where
-    absent. Two reads of these few items (the runs that saw them, then those observations), not of
-    every run."""
+    absent. One read of these few items' observations, not of every run."""
     order = {run.run_id: k for k, run in enumerate(history.runs)}
     wanted = sorted(set(num_iids))
-    seen = source.runs_of_items(history.platform, history.seller_id, wanted)
-    keys = sorted((n, run_id) for n, run_ids in seen.items() for run_id in run_ids if run_id in order)
     out: dict[int, dict[int, list[str | None]]] = {n: {} for n in wanted}
-    for row in source.observations_at(history.platform, history.seller_id, keys):
-        series = out[row.num_iid].setdefault(row.sku_id, [None] * len(history.runs))
-        series[order[row.run_id]] = row.price
+    for row in source.observations_of_items(history.platform, history.seller_id, wanted):
+        k = order.get(row.run_id)
+        if k is not None:  # not an incomplete run's
+            out[row.num_iid].setdefault(row.sku_id, [None] * len(history.runs))[k] = row.price
     return out
 
 

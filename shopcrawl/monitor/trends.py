@@ -14,7 +14,7 @@ in 元).
 The report reads what its figures need, never every observation of every run: the totals the store
 kept with each complete run (``run_totals``; a run finished before they were kept has them computed
 here from its items, and nothing is written), the items of the first and the last two complete runs
-(``items_of_run``), and, for the items missing from the first or the last run (new, gone, relisted),
+(``items_of_runs``), and, for the items missing from the first or the last run (new, gone, relisted),
 the runs that saw them (``runs_of_items``, from the per-item index alone) and their observations by
 their first and last of those runs (``observations_at``).
 """
@@ -37,6 +37,7 @@ EXIT_ERROR = 2
 TOP_N = 10
 NO_SALES = "this shop's listings carry no sales count (1688 has none): no sales velocity"
 _CENT = Decimal("0.01")
+_RUNS_A_QUERY = 10  # runs read at once to compute totals a store did not keep (their items in memory)
 
 
 class HistorySource(ReportSource, Protocol):
@@ -44,7 +45,9 @@ class HistorySource(ReportSource, Protocol):
 
     def run_totals(self, platform: str, seller_id: str) -> dict[str, ShopTotals]: ...
 
-    def items_of_run(self, platform: str, seller_id: str, run_id: str) -> dict[int, ItemRun]: ...
+    def items_of_runs(
+        self, platform: str, seller_id: str, run_ids: Sequence[str]
+    ) -> dict[str, dict[int, ItemRun]]: ...
 
     def item_ids(self, platform: str, seller_id: str) -> list[int]: ...
 
@@ -54,6 +57,10 @@ class HistorySource(ReportSource, Protocol):
 
     def observations_at(
         self, platform: str, seller_id: str, keys: Sequence[tuple[int, str]]
+    ) -> list[Observation]: ...
+
+    def observations_of_items(
+        self, platform: str, seller_id: str, num_iids: Sequence[int]
     ) -> list[Observation]: ...
 
 
@@ -88,25 +95,34 @@ def load_history(source: HistorySource, platform: str, seller_id: str) -> Histor
     runs = complete_runs(source, platform, seller_id)
     if not runs:
         raise ReportError("no complete run of this shop in the store yet; crawl it first")
-    kept: dict[str, dict[int, ItemRun]] = {}  # the runs read whole: the first and the last two
-
-    def items(run: RunRecord) -> dict[int, ItemRun]:
-        if run.run_id not in kept:
-            kept[run.run_id] = source.items_of_run(platform, seller_id, run.run_id)
-        return kept[run.run_id]
-
-    first, latest = items(runs[0]), [items(run) for run in runs[-2:]]
-    stored = source.run_totals(platform, seller_id)
-    totals = [
-        stored.get(run.run_id)
-        or ShopTotals.of(kept.get(run.run_id) or source.items_of_run(platform, seller_id, run.run_id))
-        for run in runs
-    ]
+    whole = sorted({run.run_id for run in (runs[0], *runs[-2:])})  # the first and the last two
+    read = source.items_of_runs(platform, seller_id, whole)
+    first, latest = read.get(runs[0].run_id, {}), [read.get(run.run_id, {}) for run in runs[-2:]]
+    totals = _totals(source, platform, seller_id, runs, read)
     last = latest[-1]
     first_last = {n: (first[n].price_fen, last[n].price_fen) for n in first.keys() & last.keys()}
     others = [n for n in source.item_ids(platform, seller_id) if n not in first_last]
     first_last |= _first_and_last_prices(source, platform, seller_id, runs, others)
     return History(platform, seller_id, runs, totals, latest, first_last)
+
+
+def _totals(
+    source: HistorySource,
+    platform: str,
+    seller_id: str,
+    runs: Sequence[RunRecord],
+    read: dict[str, dict[int, ItemRun]],
+) -> list[ShopTotals]:
+    """Each run's shop totals: as the store kept them, else (a run finished before they were kept)
+    computed from the run's items, read a few runs a query; nothing is written."""
+    found = source.run_totals(platform, seller_id)
+    found |= {run_id: ShopTotals.of(items) for run_id, items in read.items() if run_id not in found}
+    missing = [run.run_id for run in runs if run.run_id not in found]
+    for start in range(0, len(missing), _RUNS_A_QUERY):
+        chunk = missing[start : start + _RUNS_A_QUERY]
+        items = source.items_of_runs(platform, seller_id, chunk)
+        found |= {run_id: ShopTotals.of(items.get(run_id, {})) for run_id in chunk}
+    return [found[run.run_id] for run in runs]
 
 
 def _first_and_last_prices(

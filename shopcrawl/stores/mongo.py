@@ -21,8 +21,10 @@ insert a duplicate-key error that counts as stored. Transient errors are retried
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import operator
 import random
 import threading
 import time
@@ -486,9 +488,8 @@ class MongoStore:
         doc = _run_doc(run)
         doc["totals"] = None
         if run.status == "complete":
-            doc["totals"] = ShopTotals.of(
-                self.items_of_run(run.platform, run.seller_id, run.run_id)
-            ).as_json()
+            items = self.items_of_runs(run.platform, run.seller_id, [run.run_id]).get(run.run_id, {})
+            doc["totals"] = ShopTotals.of(items).as_json()
         key = {"run_id": doc.pop("run_id")}
         started = {k: doc.pop(k) for k in ("started_at", "started_at_iso", "owner", "heartbeat_at")}
         update = UpdateOne(key, {"$set": doc, "$setOnInsert": started}, upsert=True)
@@ -513,14 +514,19 @@ class MongoStore:
         docs = self._find("runs", where, (), fields={"run_id": 1, "totals": 1})
         return {d["run_id"]: ShopTotals.from_json(d["totals"]) for d in docs if d.get("totals") is not None}
 
-    def items_of_run(self, platform: str, seller_id: str, run_id: str) -> dict[int, ItemRun]:
-        """Per item of this shop the run observed: lowest price, total stock, sales count (one find,
-        by the observations' key; ordered here rather than by the server)."""
-        where: Doc = {"run_id": run_id, "platform": platform, "seller_id": seller_id}
-        fields = {"_id": 0, "num_iid": 1, "sku_id": 1, "price_fen": 1, "quantity": 1, "sold_quantity": 1}
-        docs = self._find("observations", where, (), fields=fields)
-        docs.sort(key=lambda d: (d["num_iid"], d["sku_id"]))
-        return item_runs((d["num_iid"], d["price_fen"], d["quantity"], d["sold_quantity"]) for d in docs)
+    def items_of_runs(
+        self, platform: str, seller_id: str, run_ids: Sequence[str]
+    ) -> dict[str, dict[int, ItemRun]]:
+        """Per run among these, per item of this shop it observed: lowest price, total stock, sales
+        count (one find, by the observations' key; ordered here rather than by the server)."""
+        where: Doc = {"run_id": {"$in": list(run_ids)}, "platform": platform, "seller_id": seller_id}
+        fields = {"_id": 0, "run_id": 1, "num_iid": 1, "sku_id": 1, "price_fen": 1, "quantity": 1}
+        docs = self._find("observations", where, (), fields=fields | {"sold_quantity": 1})
+        docs.sort(key=lambda d: (d["run_id"], d["num_iid"], d["sku_id"]))
+        return {
+            run_id: item_runs((d["num_iid"], d["price_fen"], d["quantity"], d["sold_quantity"]) for d in rows)
+            for run_id, rows in itertools.groupby(docs, key=operator.itemgetter("run_id"))
+        }
 
     def item_ids(self, platform: str, seller_id: str) -> list[int]:
         """Every item of this shop the store holds (any status), in num_iid order."""
@@ -539,6 +545,19 @@ class MongoStore:
             for doc in self._find("observations", where, (), fields={"_id": 0, "num_iid": 1, "run_id": 1}):
                 found.setdefault(int(doc["num_iid"]), set()).add(doc["run_id"])
         return found
+
+    def observations_of_items(
+        self, platform: str, seller_id: str, num_iids: Sequence[int]
+    ) -> list[Observation]:
+        """Every run's observations of these few items of this shop (one find, by the per-item index):
+        the price history of the items a report charts."""
+        if not num_iids:
+            return []
+        where: Doc = {"platform": platform, "seller_id": seller_id, "num_iid": {"$in": list(num_iids)}}
+        return [
+            Observation(**{f: doc[f] for f in Observation._fields})
+            for doc in self._find("observations", where, ())
+        ]
 
     def observations_at(
         self, platform: str, seller_id: str, keys: Sequence[tuple[int, str]]

@@ -8,8 +8,10 @@ are the only REAL columns.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import operator
 import random
 import sqlite3
 import threading
@@ -155,9 +157,10 @@ _RUNS_V3 = ("items_failed INTEGER NOT NULL DEFAULT 0", "heartbeat_at TEXT", "own
 # A complete run's ShopTotals (JSON), set by finish_run; NULL for other runs and runs finished before 6.
 _RUNS_V6 = "totals TEXT"
 _SET_TOTALS = "UPDATE runs SET totals = :totals WHERE run_id = :run_id"
-# A run's observations of one shop in (num_iid, sku_id) order: the primary key's.
-_RUN_ITEMS = """SELECT num_iid, price_fen, quantity, sold_quantity FROM observations
-    WHERE run_id = :run_id AND platform = :p AND seller_id = :s ORDER BY num_iid, sku_id"""
+# Runs' observations of one shop in (run_id, num_iid, sku_id) order: the primary key's.
+_RUNS_ITEMS = """SELECT run_id, num_iid, price_fen, quantity, sold_quantity FROM observations
+    WHERE run_id IN (SELECT value FROM json_each(:runs)) AND platform = :p AND seller_id = :s
+    ORDER BY run_id, num_iid, sku_id"""
 # Per distinct item of a run: stored (has an observation), else the best-ranked reject kind.
 _TALLY = f"""
 WITH stored AS (SELECT DISTINCT num_iid FROM observations WHERE run_id = :run_id),
@@ -354,7 +357,8 @@ class SqliteStore:
         before the write transaction) and kept in ``runs.totals``."""
         totals = None
         if run.status == "complete":
-            shop_totals = ShopTotals.of(self.items_of_run(run.platform, run.seller_id, run.run_id))
+            items = self.items_of_runs(run.platform, run.seller_id, [run.run_id]).get(run.run_id, {})
+            shop_totals = ShopTotals.of(items)
             totals = _json(shop_totals.as_json())
         set_totals = (_SET_TOTALS, [{"run_id": run.run_id, "totals": totals}])
         self._write(f"finish run {run.run_id}", (_FINISH_RUN, [_run_row(run)]), set_totals)
@@ -381,15 +385,20 @@ class SqliteStore:
         rows = self._read(sql, {"p": platform, "s": seller_id})
         return {row[0]: ShopTotals.from_json(json.loads(row[1])) for row in rows}
 
-    def items_of_run(self, platform: str, seller_id: str, run_id: str) -> dict[int, ItemRun]:
-        """Per item of this shop the run observed: lowest price, total stock, sales count (one query)."""
+    def items_of_runs(
+        self, platform: str, seller_id: str, run_ids: Sequence[str]
+    ) -> dict[str, dict[int, ItemRun]]:
+        """Per run among these, per item of this shop it observed: lowest price, total stock, sales
+        count (one query; a run that observed nothing is left out)."""
+        params = {"runs": _json(list(run_ids)), "p": platform, "s": seller_id}
         with self._lock:
             try:
-                cursor = self._connection().execute(
-                    _RUN_ITEMS, {"run_id": run_id, "p": platform, "s": seller_id}
-                )
+                cursor = self._connection().execute(_RUNS_ITEMS, params)
                 cursor.row_factory = None  # plain tuples
-                return item_runs(cursor)
+                return {
+                    run_id: item_runs(row[1:] for row in rows)
+                    for run_id, rows in itertools.groupby(cursor, key=operator.itemgetter(0))
+                }
             except sqlite3.Error as exc:
                 raise StoreError(f"SQLite store {self.path}: read failed: {exc}") from exc
 
@@ -411,6 +420,21 @@ class SqliteStore:
         for num_iid, run_id in self._read(sql, {"p": platform, "s": seller_id, "ids": _json(list(num_iids))}):
             found.setdefault(num_iid, set()).add(run_id)
         return found
+
+    def observations_of_items(
+        self, platform: str, seller_id: str, num_iids: Sequence[int]
+    ) -> list[Observation]:
+        """Every run's observations of these few items of this shop (one query, by the per-item index):
+        the price history of the items a report charts."""
+        if not num_iids:
+            return []
+        sql = (
+            f"SELECT {', '.join(Observation._fields)} FROM observations"
+            " WHERE platform = :p AND seller_id = :s AND num_iid IN (SELECT value FROM json_each(:ids))"
+        )
+        rows = self._read(sql, {"p": platform, "s": seller_id, "ids": _json(list(num_iids))})
+        parse, make = datetime.fromisoformat, Observation._make
+        return [make((*row[:-1], parse(row[-1]))) for row in rows]
 
     def observations_at(
         self, platform: str, seller_id: str, keys: Sequence[tuple[int, str]]
