@@ -8,27 +8,24 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from shopcrawl.monitor.trends import (
-    NO_SALES,
-    History,
-    ItemRun,
-    median_fen,
-    summarise,
-    totals,
-    trends_command,
-    velocities,
-    yuan,
-)
-from shopcrawl.stores.base import RunRecord
+from shopcrawl.monitor.trends import NO_SALES, History, summarise, totals, trends_command, velocities, yuan
+from shopcrawl.stores import SqliteStore
+from shopcrawl.stores.base import ItemRun, RunRecord, ShopTotals, median_fen
 from tests.conftest import crawl
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _history(*runs: dict[int, ItemRun], days: int = 2) -> History:
+def _history(*runs: dict[int, ItemRun], days: float = 2) -> History:
+    """The history of complete runs that saw ``runs``' items, ``days`` apart."""
     starts = [T0 + timedelta(days=days * i) for i in range(len(runs))]
     records = [RunRecord(f"r{i}", "taobao", "s", at, status="complete") for i, at in enumerate(starts)]
-    return History("taobao", "s", records, list(runs))
+    first_last: dict[int, tuple[int, int]] = {}
+    for items in runs:
+        for num_iid, item in items.items():
+            first_last[num_iid] = (first_last.get(num_iid, (item.price_fen,))[0], item.price_fen)
+    totals = [ShopTotals.of(items) for items in runs]
+    return History("taobao", "s", records, totals, list(runs[-2:]), first_last)
 
 
 def test_median_is_exact_in_fen_and_printed_in_yuan():
@@ -50,8 +47,8 @@ def test_totals_velocity_and_movers():
         (3, 7, 66, "9.99"),
     ]
     speeds = velocities(history)
-    assert speeds[1][0]["per_day"] == "10.00" and speeds[1][0]["sold"] == 20  # 20 sold in 2 days
-    assert speeds[2][0]["per_day"] == "-2.00"
+    assert speeds[1] == {"from_run": "r0", "to_run": "r1", "sold": 20, "per_day": "10.00"}  # 20 in 2 days
+    assert speeds[2]["per_day"] == "-2.00"
     assert 3 not in speeds and 4 not in speeds  # gone, or new without a count
     report = summarise(history, {1: "one", 2: "two"})
     movers = report["movers"]
@@ -61,6 +58,22 @@ def test_totals_velocity_and_movers():
     down = {"num_iid": 1, "title": "one", "old": "10.00", "new": "8.00", "pct": -20.0}
     assert movers["price_down"] == [down]
     assert report["sales_note"] is None
+
+
+def test_velocity_is_the_latest_interval_only():
+    history = _history({1: ItemRun(1, 1, 0)}, {1: ItemRun(1, 1, 100)}, {1: ItemRun(1, 1, 103)}, days=0.5)
+    assert velocities(history) == {1: {"from_run": "r1", "to_run": "r2", "sold": 3, "per_day": "6.00"}}
+    (entry,) = summarise(history, {1: "one"})["velocity"]
+    assert entry == {
+        "num_iid": 1,
+        "title": "one",
+        "from_run": "r1",
+        "to_run": "r2",
+        "sold": 3,
+        "per_day": "6.00",
+    }
+    assert velocities(_history({1: ItemRun(1, 1, 0)}, {1: ItemRun(1, 1, 5)}, days=0)) == {}  # no time passed
+    assert velocities(_history({1: ItemRun(1, 1, 0)})) == {}
 
 
 def test_a_shop_without_sales_counts_says_so():
@@ -90,6 +103,13 @@ def test_report_trends_on_two_sandbox_crawls(sandbox_factory, tmp_path, capsys):
         sum(s["quantity"] for s in item["skus"]) if item.get("skus") else item["num"] for item in shop
     )
     assert report["totals"][-1]["sales"] == sum(item["sold_quantity"] for item in shop)
+    stored = SqliteStore(tmp_path / "shop.db")
+    stored.open()
+    try:  # the crawls kept each complete run's totals with the run
+        kept = stored.run_totals("taobao", "demo")
+    finally:
+        stored.close()
+    assert [kept[run_id].items for run_id in report["runs"]] == [40, 40]
     ups = {m["num_iid"] for m in report["movers"]["price_up"]}
     downs = {m["num_iid"] for m in report["movers"]["price_down"]}
     assert ups == set(changed["price_up"]) and downs == set(changed["price_down"])

@@ -12,12 +12,13 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from shopcrawl.items import Reject
 from shopcrawl.stores import SqliteStore, StoreError, open_store
-from shopcrawl.stores.base import RunRecord
+from shopcrawl.stores.base import ItemRun, RunRecord, ShopTotals
 from shopcrawl.stores.mongo import MongoStore
 from shopcrawl.stores.null import NullStore
 from tests.test_store_sqlite import GMT8, T0, make_item
@@ -254,3 +255,59 @@ def test_report_reads_runs_of_a_shop_items_observed_by_runs_and_titles(store):
     )
     titles = store.titles_of("taobao", "s1", [1, 3, 99])
     assert set(titles) == {1, 3} and all(isinstance(t, str) and t for t in titles.values())
+
+
+def test_a_complete_run_keeps_its_shop_totals_however_it_is_finished(store):
+    cheap = make_item(2, run_id="run-1", skus=0)
+    cheap.price, cheap.price_fen, cheap.sold_quantity = "9.99", 999, None
+    store.start_run(RunRecord("run-1", "taobao", "s1", T0))
+    store.write_items([make_item(1), cheap, make_item(3)])
+    store.write_items([make_item(9, run_id="run-1", seller_id="s2")])  # another shop's item, same run id
+    store.finish_run(RunRecord("run-1", "taobao", "s1", T0, finished_at=T0, status="complete"))
+    # 3 items: stock 20 + 7 + 20, sales 3 + none + 3, prices 25.80, 9.99, 25.80
+    assert store.run_totals("taobao", "s1") == {"run-1": ShopTotals(3, 47, 6, Decimal(2580))}
+    store.finish_run(RunRecord("run-1", "taobao", "s1", T0, finished_at=T0, status="failed"))
+    assert store.run_totals("taobao", "s1") == {}  # only a complete run has totals
+
+    store.start_run(RunRecord("run-2", "taobao", "s1", T0 + timedelta(days=1)))
+    store.write_items([make_item(1, run_id="run-2")])
+    assert store.mark_abandoned("run-2", "abandoned: no heartbeat", T0 + timedelta(days=1))
+    assert "run-2" not in store.run_totals("taobao", "s1")
+    # the crawl thought dead finishes after all; then a distributed run closed by a worker that never
+    # started it (finish_run inserts the record)
+    store.finish_run(RunRecord("run-2", "taobao", "s1", T0, finished_at=T0, status="complete"))
+    store.write_items([make_item(5, run_id="run-3", skus=0)])
+    store.finish_run(RunRecord("run-3", "taobao", "s1", T0, finished_at=T0, status="complete"))
+    assert store.run_totals("taobao", "s1") == {
+        "run-2": ShopTotals(1, 20, 3, Decimal(2580)),
+        "run-3": ShopTotals(1, 7, 3, Decimal(2580)),
+    }
+    assert store.run_totals("taobao", "s2") == store.run_totals("1688", "s1") == {}
+
+
+def test_report_reads_of_a_run_s_items_and_of_a_few_items_over_all_runs(store):
+    low = make_item(1, run_id="run-a")
+    low.skus[1].price, low.skus[1].price_fen, low.skus[1].quantity = "19.90", 1990, 4
+    store.write_items([low, make_item(2, run_id="run-a", skus=0)])
+    store.write_items([make_item(2, run_id="run-b", skus=0), make_item(3, run_id="run-b")])
+    store.write_items([make_item(4, run_id="run-a", seller_id="s2")])
+    assert store.items_of_runs("taobao", "s1", ["run-a", "run-b", "x"]) == {
+        "run-a": {1: ItemRun(1990, 14, 3), 2: ItemRun(2580, 7, 3)},
+        "run-b": {2: ItemRun(2580, 7, 3), 3: ItemRun(2580, 20, 3)},
+    }
+    assert store.items_of_runs("taobao", "s2", ["run-b"]) == {} == store.items_of_runs("taobao", "s1", [])
+    assert sorted((o.sku_id, o.price) for o in store.observations_of_items("taobao", "s1", [1, 99])) == [
+        (10, "25.80"),
+        (11, "19.90"),
+    ]
+    assert store.observations_of_items("taobao", "s1", []) == []
+    assert store.item_ids("taobao", "s1") == [1, 2, 3] and store.item_ids("1688", "s1") == []
+    assert store.runs_of_items("taobao", "s1", [1, 2, 4, 99]) == {1: {"run-a"}, 2: {"run-a", "run-b"}}
+    assert store.runs_of_items("taobao", "s1", []) == {}
+    found = store.observations_at("taobao", "s1", [(1, "run-a"), (2, "run-b"), (3, "run-a"), (4, "run-a")])
+    assert sorted((o.num_iid, o.sku_id, o.run_id, o.price) for o in found) == [
+        (1, 10, "run-a", "25.80"),
+        (1, 11, "run-a", "19.90"),
+        (2, 0, "run-b", "25.80"),
+    ]
+    assert found[0].observed_at.tzinfo is not None and store.observations_at("taobao", "s1", []) == []

@@ -133,7 +133,7 @@ def test_a_version_4_file_gains_the_lifecycle_and_keeps_its_items(tmp_path):
     finally:
         migrated.close()
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (5,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (6,)
 
 
 def test_a_detail_fetched_again_moves_detail_at_even_when_nothing_changed(store, clock):

@@ -6,12 +6,14 @@ import multiprocessing
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from shopcrawl.items import Reject, ShopItem, Sku
 from shopcrawl.stores import SqliteStore, StoreError, open_store, redact_uri
+from shopcrawl.stores.base import RunRecord, ShopTotals
 from shopcrawl.stores.sqlite import SCHEMA_VERSION
 
 GMT8 = timezone(timedelta(hours=8))
@@ -328,3 +330,29 @@ def test_a_version_2_file_gains_run_liveness_and_keeps_its_runs(tmp_path):
     finally:
         store.close()
     assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_5_file_gains_run_totals_and_its_old_runs_have_none(tmp_path):
+    path = tmp_path / "v5.db"
+    old = SqliteStore(path)
+    old.open()
+    old.start_run(RunRecord("old", "taobao", "s1", T0))
+    old.write_items([make_item(1, "old")])
+    old.finish_run(RunRecord("old", "taobao", "s1", T0, finished_at=T0, status="complete"))
+    old.close()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN totals")
+        conn.execute("PRAGMA user_version = 5")
+        conn.commit()
+    migrated = SqliteStore(path)
+    migrated.open()
+    try:
+        assert migrated.get_run("old").status == "complete"
+        assert migrated.run_totals("taobao", "s1") == {}  # finished before totals were kept
+        migrated.start_run(RunRecord("new", "taobao", "s1", T0 + timedelta(days=1)))
+        migrated.write_items([make_item(1, "new"), make_item(2, "new", skus=0)])
+        migrated.finish_run(RunRecord("new", "taobao", "s1", T0, finished_at=T0, status="complete"))
+        assert migrated.run_totals("taobao", "s1") == {"new": ShopTotals(2, 27, 6, Decimal(2580))}
+    finally:
+        migrated.close()
+    assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(6,)]

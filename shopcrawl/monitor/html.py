@@ -17,16 +17,13 @@ import base64
 import hashlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from shopcrawl.items import ShopItem
-from shopcrawl.monitor.changes import KINDS, Comparison, ReportError, ReportSource, compare
-from shopcrawl.monitor.trends import History, load_history, price_moves, summarise, totals
-from shopcrawl.stores.base import RunRecord
-from shopcrawl.stores.sqlite import Observation, TierObservation
+from shopcrawl.monitor.changes import KINDS, Comparison, ReportError, compare
+from shopcrawl.monitor.trends import History, HistorySource, load_history, moved, summarise, totals
 
 EXIT_ERROR = 2
 DEFAULT_ITEMS = 6  # price charts drawn by default: the top movers up and down
@@ -68,24 +65,43 @@ def _sha256(script: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
 
 
+def default_selection(summary: dict[str, Any]) -> list[int]:
+    """The items whose price is charted by default: the top price movers, half up and half down."""
+    movers, half = summary["movers"], DEFAULT_ITEMS // 2
+    return [m["num_iid"] for m in movers["price_up"][:half] + movers["price_down"][:half]]
+
+
+def sku_prices(
+    source: HistorySource, history: History, num_iids: Iterable[int]
+) -> dict[int, dict[int, list[str | None]]]:
+    """Per item and SKU (0 = the item itself), its price (exact 元) per complete run; None where
+    absent. One read of these few items' observations, not of every run."""
+    order = {run.run_id: k for k, run in enumerate(history.runs)}
+    wanted = sorted(set(num_iids))
+    out: dict[int, dict[int, list[str | None]]] = {n: {} for n in wanted}
+    for row in source.observations_of_items(history.platform, history.seller_id, wanted):
+        k = order.get(row.run_id)
+        if k is not None:  # not an incomplete run's
+            out[row.num_iid].setdefault(row.sku_id, [None] * len(history.runs))[k] = row.price
+    return out
+
+
 def build_page(
     history: History,
+    summary: dict[str, Any],
     comparison: Comparison | None,
     titles: dict[int, str],
-    selected: list[int] | None = None,
+    selected: list[int],
+    prices: dict[int, dict[int, list[str | None]]],
     plotly_js: str | None = None,
 ) -> str:
-    """The report page as one string."""
+    """The report page as one string: ``summary`` is ``summarise(history, titles)``, ``prices`` the
+    ``sku_prices`` of the ``selected`` items."""
     if plotly_js is None:
         from plotly.offline import get_plotlyjs
 
         plotly_js = get_plotlyjs()
-    summary = summarise(history, titles)
-    if not selected:
-        movers = summary["movers"]
-        half = DEFAULT_ITEMS // 2
-        selected = [m["num_iid"] for m in movers["price_up"][:half] + movers["price_down"][:half]]
-    charts = _shop_charts(history, summary) + _price_charts(history, titles, selected)
+    charts = _shop_charts(history, summary) + _price_charts(history, titles, selected, prices)
     data = json_for_script({"charts": charts})
     csp = (
         f"default-src 'none'; script-src {_sha256(plotly_js)} {_sha256(_DRAW)}; "
@@ -166,10 +182,14 @@ def _shop_charts(history: History, summary: dict[str, Any]) -> list[dict[str, An
     ]
 
 
-def _price_charts(history: History, titles: dict[int, str], selected: list[int]) -> list[dict[str, Any]]:
+def _price_charts(
+    history: History,
+    titles: dict[int, str],
+    selected: list[int],
+    prices: dict[int, dict[int, list[str | None]]],
+) -> list[dict[str, Any]]:
     x = [run.started_at.isoformat() for run in history.runs]
     charts = []
-    prices = history.sku_prices(selected)
     for num_iid in selected:
         skus = prices.get(num_iid)
         if not skus:
@@ -240,43 +260,15 @@ def _change_tables(comparison: Comparison | None) -> str:
 
 
 def make_report(
-    source: ReportSource, platform: str, seller_id: str, selected: list[int] | None = None
+    source: HistorySource, platform: str, seller_id: str, selected: list[int] | None = None
 ) -> str:
-    cached = CachedSource(source)
-    history = load_history(cached, platform, seller_id)
-    comparison = compare(cached, platform, seller_id) if len(history.runs) > 1 else None
-    titles = source.titles_of(platform, seller_id, sorted(price_moves(history).keys() | set(selected or ())))
-    return build_page(history, comparison, titles, selected)
-
-
-class CachedSource:
-    """A store's report reads, each run's observations read once for both the history and the changes."""
-
-    def __init__(self, source: ReportSource) -> None:
-        self._source = source
-        self._observations: dict[str, list[Observation]] = {}
-
-    def runs_for(self, platform: str, seller_id: str) -> list[RunRecord]:
-        return self._source.runs_for(platform, seller_id)
-
-    def observations_for_run(self, run_id: str) -> list[Observation]:
-        if run_id not in self._observations:
-            self._observations[run_id] = self._source.observations_for_run(run_id)
-        return self._observations[run_id]
-
-    def tier_observations_for_run(self, run_id: str) -> list[TierObservation]:
-        return self._source.tier_observations_for_run(run_id)
-
-    def iter_items(self, seller_id: str, page_size: int = 500) -> Iterator[ShopItem]:
-        return self._source.iter_items(seller_id, page_size)
-
-    def observed_in(
-        self, platform: str, seller_id: str, num_iids: Sequence[int], run_ids: Sequence[str]
-    ) -> set[int]:
-        return self._source.observed_in(platform, seller_id, num_iids, run_ids)
-
-    def titles_of(self, platform: str, seller_id: str, num_iids: Sequence[int]) -> dict[int, str]:
-        return self._source.titles_of(platform, seller_id, num_iids)
+    history = load_history(source, platform, seller_id)
+    comparison = compare(source, platform, seller_id) if len(history.runs) > 1 else None
+    titles = source.titles_of(platform, seller_id, sorted(moved(history) | set(selected or ())))
+    summary = summarise(history, titles)
+    selected = selected or default_selection(summary)
+    prices = sku_prices(source, history, selected)
+    return build_page(history, summary, comparison, titles, selected, prices)
 
 
 def html_command(args: argparse.Namespace) -> int:

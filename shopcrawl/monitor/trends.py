@@ -1,15 +1,22 @@
 """``shopcrawl report trends``: how a shop moves over its complete runs.
 
-- sales velocity per item: the change in ``sold_quantity`` per day between consecutive complete
+- sales velocity per item: the change in ``sold_quantity`` per day between the last two complete
   runs (TOP's listing count; the gateway's ``sales`` is stored as ``sold_quantity`` too; 1688
   listings carry no sales count, so a 1688 shop has no velocity and the report says so);
-- top movers up and down, by velocity (the latest interval) and by price change % (first to last
-  complete run the item was seen in);
+- top movers up and down, by velocity and by price change % (first to last complete run the item
+  was seen in);
 - shop totals per complete run: items, total stock, total sales and the median item price.
 
 An item's price is its lowest observed price in a run (its SKUs' lowest, or its own when it has
 none): the "from" price a shop page shows. Prices stay integer fen; the median is exact (a Decimal
-in 元). Each run is read with one query (``observations_for_run``), never one per item.
+in 元).
+
+The report reads what its figures need, never every observation of every run: the totals the store
+kept with each complete run (``run_totals``; a run finished before they were kept has them computed
+here from its items, and nothing is written), the items of the first and the last two complete runs
+(``items_of_runs``), and, for the items missing from the first or the last run (new, gone, relisted),
+the runs that saw them (``runs_of_items``, from the per-item index alone) and their observations by
+their first and last of those runs (``observations_at``).
 """
 
 from __future__ import annotations
@@ -17,28 +24,44 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from shopcrawl.monitor.changes import ReportError, ReportSource, complete_runs, percent
-from shopcrawl.stores.base import RunRecord
+from shopcrawl.stores.base import ItemRun, RunRecord, ShopTotals
 from shopcrawl.stores.sqlite import Observation
 
 EXIT_ERROR = 2
 TOP_N = 10
 NO_SALES = "this shop's listings carry no sales count (1688 has none): no sales velocity"
 _CENT = Decimal("0.01")
+_RUNS_A_QUERY = 10  # runs read at once to compute totals a store did not keep (their items in memory)
 
 
-@dataclass(frozen=True)
-class ItemRun:
-    """One item as one run saw it: lowest price (fen), total stock, sales count (None: not given)."""
+class HistorySource(ReportSource, Protocol):
+    """The store reads trends and the HTML page need besides the changes' (both stores provide them)."""
 
-    price_fen: int
-    quantity: int
-    sold_quantity: int | None
+    def run_totals(self, platform: str, seller_id: str) -> dict[str, ShopTotals]: ...
+
+    def items_of_runs(
+        self, platform: str, seller_id: str, run_ids: Sequence[str]
+    ) -> dict[str, dict[int, ItemRun]]: ...
+
+    def item_ids(self, platform: str, seller_id: str) -> list[int]: ...
+
+    def runs_of_items(
+        self, platform: str, seller_id: str, num_iids: Sequence[int]
+    ) -> dict[int, set[str]]: ...
+
+    def observations_at(
+        self, platform: str, seller_id: str, keys: Sequence[tuple[int, str]]
+    ) -> list[Observation]: ...
+
+    def observations_of_items(
+        self, platform: str, seller_id: str, num_iids: Sequence[int]
+    ) -> list[Observation]: ...
 
 
 @dataclass(frozen=True)
@@ -56,53 +79,73 @@ class RunTotals:
 
 @dataclass
 class History:
-    """The shop's complete runs, oldest first, each run's items by num_iid, and its observations."""
+    """What the reports need of the shop's complete runs (``runs``, oldest first): each run's shop
+    totals; the items of the last two runs (one when there is one run), by num_iid; and per item seen
+    by a complete run, its price (fen) in the first and in the last complete run it was seen in."""
 
     platform: str
     seller_id: str
     runs: list[RunRecord]
-    items: list[dict[int, ItemRun]]
-    rows: list[list[Observation]] = field(default_factory=list)
-
-    def sku_prices(self, num_iids: Iterable[int]) -> dict[int, dict[int, list[str | None]]]:
-        """Per item and SKU (0 = the item itself), its price (exact 元) per run; None where absent."""
-        wanted = set(num_iids)
-        out: dict[int, dict[int, list[str | None]]] = {n: {} for n in wanted}
-        for index, rows in enumerate(self.rows):
-            for row in rows:
-                if row.num_iid in wanted:
-                    series = out[row.num_iid].setdefault(row.sku_id, [None] * len(self.rows))
-                    series[index] = row.price
-        return out
+    totals: list[ShopTotals]
+    latest: list[dict[int, ItemRun]]
+    first_last: dict[int, tuple[int, int]]
 
 
-def load_history(source: ReportSource, platform: str, seller_id: str) -> History:
+def load_history(source: HistorySource, platform: str, seller_id: str) -> History:
     runs = complete_runs(source, platform, seller_id)
     if not runs:
         raise ReportError("no complete run of this shop in the store yet; crawl it first")
-    history = History(platform, seller_id, runs, [])
-    for run in runs:
-        rows = source.observations_for_run(run.run_id)
-        rows = [o for o in rows if o.platform == platform and o.seller_id == seller_id]
-        history.rows.append(rows)
-        history.items.append(_items_of(rows))
-    return history
+    whole = sorted({run.run_id for run in (runs[0], *runs[-2:])})  # the first and the last two
+    read = source.items_of_runs(platform, seller_id, whole)
+    first, latest = read.get(runs[0].run_id, {}), [read.get(run.run_id, {}) for run in runs[-2:]]
+    totals = _totals(source, platform, seller_id, runs, read)
+    last = latest[-1]
+    first_last = {n: (first[n].price_fen, last[n].price_fen) for n in first.keys() & last.keys()}
+    others = [n for n in source.item_ids(platform, seller_id) if n not in first_last]
+    first_last |= _first_and_last_prices(source, platform, seller_id, runs, others)
+    return History(platform, seller_id, runs, totals, latest, first_last)
 
 
-def _items_of(rows: Sequence[Observation]) -> dict[int, ItemRun]:
-    """One pass: per item, lowest price, total stock, first sales count given."""
-    acc: dict[int, list[Any]] = {}
-    for row in rows:
-        entry = acc.get(row.num_iid)
-        if entry is None:
-            acc[row.num_iid] = [row.price_fen, row.quantity, row.sold_quantity]
-            continue
-        if row.price_fen < entry[0]:
-            entry[0] = row.price_fen
-        entry[1] += row.quantity
-        if entry[2] is None:
-            entry[2] = row.sold_quantity
-    return {num_iid: ItemRun(*entry) for num_iid, entry in acc.items()}
+def _totals(
+    source: HistorySource,
+    platform: str,
+    seller_id: str,
+    runs: Sequence[RunRecord],
+    read: dict[str, dict[int, ItemRun]],
+) -> list[ShopTotals]:
+    """Each run's shop totals: as the store kept them, else (a run finished before they were kept)
+    computed from the run's items, read a few runs a query; nothing is written."""
+    found = source.run_totals(platform, seller_id)
+    found |= {run_id: ShopTotals.of(items) for run_id, items in read.items() if run_id not in found}
+    missing = [run.run_id for run in runs if run.run_id not in found]
+    for start in range(0, len(missing), _RUNS_A_QUERY):
+        chunk = missing[start : start + _RUNS_A_QUERY]
+        items = source.items_of_runs(platform, seller_id, chunk)
+        found |= {run_id: ShopTotals.of(items.get(run_id, {})) for run_id in chunk}
+    return [found[run.run_id] for run in runs]
+
+
+def _first_and_last_prices(
+    source: HistorySource, platform: str, seller_id: str, runs: Sequence[RunRecord], num_iids: Sequence[int]
+) -> dict[int, tuple[int, int]]:
+    """Per item among ``num_iids`` seen by a complete run: its price in the first and in the last
+    complete run that saw it. Two reads: the runs that saw each item (the per-item index), then the
+    observations of those two runs of each item."""
+    order = {run.run_id: k for k, run in enumerate(runs)}
+    ends: dict[int, tuple[int, int]] = {}  # num_iid -> (index of its first, of its last complete run)
+    for num_iid, run_ids in source.runs_of_items(platform, seller_id, num_iids).items():
+        seen = [order[run_id] for run_id in run_ids if run_id in order]  # not incomplete runs
+        if seen:
+            ends[num_iid] = (min(seen), max(seen))
+    keys = sorted({(n, runs[k].run_id) for n, pair in ends.items() for k in pair})
+    lowest: dict[tuple[int, str], int] = {}  # (num_iid, run_id) -> lowest price over the item's SKUs
+    for row in source.observations_at(platform, seller_id, keys):
+        key = (row.num_iid, row.run_id)
+        if key not in lowest or row.price_fen < lowest[key]:
+            lowest[key] = row.price_fen
+    return {
+        n: (lowest[n, runs[first].run_id], lowest[n, runs[last].run_id]) for n, (first, last) in ends.items()
+    }
 
 
 def yuan(fen: int | Decimal) -> str:
@@ -110,93 +153,83 @@ def yuan(fen: int | Decimal) -> str:
     return str((Decimal(fen) / 100).quantize(_CENT, ROUND_HALF_EVEN))
 
 
-def median_fen(values: Sequence[int]) -> Decimal | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return Decimal(ordered[mid])
-    return (Decimal(ordered[mid - 1]) + Decimal(ordered[mid])) / 2
-
-
 def totals(history: History) -> list[RunTotals]:
-    out = []
-    for run, items in zip(history.runs, history.items, strict=True):
-        sales = [i.sold_quantity for i in items.values() if i.sold_quantity is not None]
-        median = median_fen([i.price_fen for i in items.values()])
-        out.append(
-            RunTotals(
-                run.run_id,
-                run.started_at.isoformat(),
-                len(items),
-                sum(i.quantity for i in items.values()),
-                sum(sales) if sales else None,
-                None if median is None else yuan(median),
-            )
+    return [
+        RunTotals(
+            run.run_id,
+            run.started_at.isoformat(),
+            t.items,
+            t.stock,
+            t.sales,
+            None if t.median_fen is None else yuan(t.median_fen),
         )
-    return out
+        for run, t in zip(history.runs, history.totals, strict=True)
+    ]
 
 
 def has_sales(history: History) -> bool:
-    return any(i.sold_quantity is not None for items in history.items for i in items.values())
+    return any(t.sales is not None for t in history.totals)
 
 
-def velocities(history: History) -> dict[int, list[dict[str, Any]]]:
-    """Per item, its sales change per day for each pair of consecutive complete runs it was in."""
-    out: dict[int, list[dict[str, Any]]] = {}
-    for k in range(1, len(history.runs)):
-        before, after = history.runs[k - 1], history.runs[k]
-        seconds = Decimal(str((after.started_at - before.started_at).total_seconds()))
-        if seconds <= 0:
+def velocities(history: History) -> dict[int, dict[str, Any]]:
+    """Per item in both of the last two complete runs with a sales count in each: its sales change
+    per day between them (none when the runs started at the same moment)."""
+    if len(history.runs) < 2:
+        return {}
+    before, after = history.runs[-2], history.runs[-1]
+    seconds = Decimal(str((after.started_at - before.started_at).total_seconds()))
+    if seconds <= 0:
+        return {}
+    days = seconds / 86400
+    was_items, now_items = history.latest
+    out: dict[int, dict[str, Any]] = {}
+    for num_iid, now in now_items.items():
+        was = was_items.get(num_iid)
+        if was is None or was.sold_quantity is None or now.sold_quantity is None:
             continue
-        days = seconds / 86400
-        for num_iid, now in history.items[k].items():
-            was = history.items[k - 1].get(num_iid)
-            if was is None or was.sold_quantity is None or now.sold_quantity is None:
-                continue
-            delta = now.sold_quantity - was.sold_quantity
-            per_day = (Decimal(delta) / days).quantize(_CENT, ROUND_HALF_EVEN)
-            out.setdefault(num_iid, []).append(
-                {"from_run": before.run_id, "to_run": after.run_id, "sold": delta, "per_day": str(per_day)}
-            )
+        delta = now.sold_quantity - was.sold_quantity
+        per_day = (Decimal(delta) / days).quantize(_CENT, ROUND_HALF_EVEN)
+        out[num_iid] = {
+            "from_run": before.run_id,
+            "to_run": after.run_id,
+            "sold": delta,
+            "per_day": str(per_day),
+        }
     return out
 
 
+def moved(history: History) -> set[int]:
+    """The items whose price differs between the first and the last complete run they were seen in
+    (a superset of ``price_moves``'s, cheaper to find)."""
+    return {num_iid for num_iid, (old, new) in history.first_last.items() if old != new}
+
+
 def price_moves(history: History) -> dict[int, dict[str, Any]]:
-    """Per item seen in two or more complete runs: its price in the first and last of them, and %."""
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for items in history.items:
-        for num_iid, item in items.items():
-            first.setdefault(num_iid, item.price_fen)
-            last[num_iid] = item.price_fen
+    """Per item whose price differs between the first and the last complete run it was seen in: both
+    prices, and %."""
     out = {}
-    for num_iid, old in first.items():
-        new = last[num_iid]
+    for num_iid, (old, new) in history.first_last.items():
         pct = percent(old, new)
         if old != new and pct is not None:
             out[num_iid] = {"old": yuan(old), "new": yuan(new), "pct": pct}
     return out
 
 
-def trends(source: ReportSource, platform: str, seller_id: str, top: int = TOP_N) -> dict[str, Any]:
+def trends(source: HistorySource, platform: str, seller_id: str, top: int = TOP_N) -> dict[str, Any]:
     """The whole report as one JSON-ready object."""
     history = load_history(source, platform, seller_id)
-    latest = history.items[-1].keys() | (history.items[-2].keys() if len(history.items) > 1 else set())
-    titles = source.titles_of(platform, seller_id, sorted(latest | price_moves(history).keys()))
+    latest = set().union(*(items.keys() for items in history.latest))
+    titles = source.titles_of(platform, seller_id, sorted(latest | moved(history)))
     return summarise(history, titles, top)
 
 
 def summarise(history: History, titles: dict[int, str], top: int = TOP_N) -> dict[str, Any]:
-    sales = has_sales(history)
-    velocity = velocities(history) if sales else {}
-    latest = {
-        num_iid: {"num_iid": num_iid, "title": titles.get(num_iid, ""), **series[-1], "intervals": series}
-        for num_iid, series in velocity.items()
-        if series[-1]["to_run"] == history.runs[-1].run_id
-    }
-    by_speed = sorted(latest.values(), key=lambda v: (Decimal(v["per_day"]), -v["num_iid"]))
+    velocity = velocities(history) if has_sales(history) else {}
+    latest = [
+        {"num_iid": num_iid, "title": titles.get(num_iid, ""), **speed}
+        for num_iid, speed in sorted(velocity.items())
+    ]
+    by_speed = sorted(latest, key=lambda v: (Decimal(v["per_day"]), -v["num_iid"]))
     moves = [
         {"num_iid": num_iid, "title": titles.get(num_iid, ""), **move}
         for num_iid, move in price_moves(history).items()
@@ -206,9 +239,9 @@ def summarise(history: History, titles: dict[int, str], top: int = TOP_N) -> dic
         "platform": history.platform,
         "seller_id": history.seller_id,
         "runs": [run.run_id for run in history.runs],
-        "sales_note": None if sales else NO_SALES,
+        "sales_note": None if has_sales(history) else NO_SALES,
         "totals": [t.as_dict() for t in totals(history)],
-        "velocity": sorted(latest.values(), key=lambda v: v["num_iid"]),
+        "velocity": latest,
         "movers": {
             "velocity_up": [v for v in reversed(by_speed) if Decimal(v["per_day"]) > 0][:top],
             "velocity_down": [v for v in by_speed if Decimal(v["per_day"]) < 0][:top],

@@ -6,10 +6,11 @@ writing the same batch twice leaves the store as writing it once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from decimal import Decimal
+from typing import Any, Protocol
 
 from shopcrawl.items import Reject, ShopItem
 
@@ -67,6 +68,76 @@ class RunTally:
         return 2 if reason.startswith(MISSING_PREFIX) else 1
 
 
+@dataclass(frozen=True)
+class ItemRun:
+    """One item as one run saw it: lowest price (fen), total stock, sales count (None: not given).
+    The lowest price over its SKUs (its own when it has none) is the "from" price a shop page shows."""
+
+    price_fen: int
+    quantity: int
+    sold_quantity: int | None
+
+
+def item_runs(rows: Iterable[tuple[int, int, int, int | None]]) -> dict[int, ItemRun]:
+    """Per item, from a run's observation rows ``(num_iid, price_fen, quantity, sold_quantity)`` in
+    (num_iid, sku_id) order: lowest price, total stock, first sales count given."""
+    acc: dict[int, list[Any]] = {}
+    for num_iid, price_fen, quantity, sold_quantity in rows:
+        entry = acc.get(num_iid)
+        if entry is None:
+            acc[num_iid] = [price_fen, quantity, sold_quantity]
+            continue
+        if price_fen < entry[0]:
+            entry[0] = price_fen
+        entry[1] += quantity
+        if entry[2] is None:
+            entry[2] = sold_quantity
+    return {num_iid: ItemRun(*entry) for num_iid, entry in acc.items()}
+
+
+def median_fen(values: Sequence[int]) -> Decimal | None:
+    """The exact median (half a fen when the count is even and the middle two differ)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return Decimal(ordered[mid])
+    return (Decimal(ordered[mid - 1]) + Decimal(ordered[mid])) / 2
+
+
+@dataclass(frozen=True)
+class ShopTotals:
+    """A complete run's shop totals, kept with the run by ``finish_run`` so that reports over many runs
+    need not read every observation: items, total stock, total sales (None when no item carries a
+    sales count) and the exact median item price in fen (items priced as :class:`ItemRun`)."""
+
+    items: int
+    stock: int
+    sales: int | None
+    median_fen: Decimal | None
+
+    @classmethod
+    def of(cls, items: Mapping[int, ItemRun]) -> ShopTotals:
+        sales = [i.sold_quantity for i in items.values() if i.sold_quantity is not None]
+        return cls(
+            len(items),
+            sum(i.quantity for i in items.values()),
+            sum(sales) if sales else None,
+            median_fen([i.price_fen for i in items.values()]),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-ready (the median as an exact decimal string), as both stores keep it."""
+        median = None if self.median_fen is None else str(self.median_fen)
+        return {"items": self.items, "stock": self.stock, "sales": self.sales, "median_fen": median}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ShopTotals:
+        median = data["median_fen"]
+        return cls(data["items"], data["stock"], data["sales"], None if median is None else Decimal(median))
+
+
 class Store(Protocol):
     def open(self) -> None:
         """Connect and create tables/indexes if needed. Raises StoreError with a clear message."""
@@ -82,7 +153,8 @@ class Store(Protocol):
         """Record rejects (idempotent on run_id, platform, seller_id, num_iid, reason)."""
 
     def finish_run(self, run: RunRecord) -> None:
-        """Update the run record with its final counters and status."""
+        """Update the run record with its final counters and status. A ``complete`` run also gets its
+        :class:`ShopTotals`, computed by the store from the run's observations."""
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
         """Record that a running run's crawl is alive."""

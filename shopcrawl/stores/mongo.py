@@ -21,8 +21,10 @@ insert a duplicate-key error that counts as stored. Transient errors are retried
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import operator
 import random
 import threading
 import time
@@ -41,7 +43,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure, 
 
 from shopcrawl.items import PriceTier, Reject, ShopItem, Sku
 from shopcrawl.stores import redact_uri
-from shopcrawl.stores.base import RunRecord, RunTally, StoreError
+from shopcrawl.stores.base import ItemRun, RunRecord, RunTally, ShopTotals, StoreError, item_runs
 from shopcrawl.stores.keys import escape_keys, unescape_keys
 from shopcrawl.stores.outbox import DELIVERED, PENDING, AlertRecord
 from shopcrawl.stores.sqlite import Observation, TierObservation
@@ -493,7 +495,13 @@ class MongoStore:
             self._count_escaped(escaped)
 
     def finish_run(self, run: RunRecord) -> None:
+        """The final record (upserted: a distributed run's closing worker may not have started it); a
+        complete run's shop totals are computed from its observations and kept in ``totals``."""
         doc = _run_doc(run)
+        doc["totals"] = None
+        if run.status == "complete":
+            items = self.items_of_runs(run.platform, run.seller_id, [run.run_id]).get(run.run_id, {})
+            doc["totals"] = ShopTotals.of(items).as_json()
         key = {"run_id": doc.pop("run_id")}
         started = {k: doc.pop(k) for k in ("started_at", "started_at_iso", "owner", "heartbeat_at")}
         update = UpdateOne(key, {"$set": doc, "$setOnInsert": started}, upsert=True)
@@ -511,6 +519,73 @@ class MongoStore:
         """Every run of this shop, oldest first."""
         where = {"platform": platform, "seller_id": seller_id}
         return [_run_from_doc(doc) for doc in self._find("runs", where, ("started_at", "run_id"))]
+
+    def run_totals(self, platform: str, seller_id: str) -> dict[str, ShopTotals]:
+        """The stored shop totals of this shop's runs, by run_id (runs without them are left out)."""
+        where: Doc = {"platform": platform, "seller_id": seller_id}
+        docs = self._find("runs", where, (), fields={"run_id": 1, "totals": 1})
+        return {d["run_id"]: ShopTotals.from_json(d["totals"]) for d in docs if d.get("totals") is not None}
+
+    def items_of_runs(
+        self, platform: str, seller_id: str, run_ids: Sequence[str]
+    ) -> dict[str, dict[int, ItemRun]]:
+        """Per run among these, per item of this shop it observed: lowest price, total stock, sales
+        count (one find, by the observations' key; ordered here rather than by the server)."""
+        where: Doc = {"run_id": {"$in": list(run_ids)}, "platform": platform, "seller_id": seller_id}
+        fields = {"_id": 0, "run_id": 1, "num_iid": 1, "sku_id": 1, "price_fen": 1, "quantity": 1}
+        docs = self._find("observations", where, (), fields=fields | {"sold_quantity": 1})
+        docs.sort(key=lambda d: (d["run_id"], d["num_iid"], d["sku_id"]))
+        return {
+            run_id: item_runs((d["num_iid"], d["price_fen"], d["quantity"], d["sold_quantity"]) for d in rows)
+            for run_id, rows in itertools.groupby(docs, key=operator.itemgetter("run_id"))
+        }
+
+    def item_ids(self, platform: str, seller_id: str) -> list[int]:
+        """Every item of this shop the store holds (any status), in num_iid order."""
+        where: Doc = {"platform": platform, "seller_id": seller_id}
+        docs = self._find("items", where, (), fields={"_id": 0, "num_iid": 1})
+        return sorted(int(d["num_iid"]) for d in docs)
+
+    def runs_of_items(self, platform: str, seller_id: str, num_iids: Sequence[int]) -> dict[int, set[str]]:
+        """Per item among these of this shop, the runs that observed it: one find per 1,000 items, by
+        the per-item index (which holds the run_id)."""
+        found: dict[int, set[str]] = {}
+        ids = list(num_iids)
+        for start in range(0, len(ids), 1000):
+            where: Doc = {"platform": platform, "seller_id": seller_id}
+            where["num_iid"] = {"$in": ids[start : start + 1000]}
+            for doc in self._find("observations", where, (), fields={"_id": 0, "num_iid": 1, "run_id": 1}):
+                found.setdefault(int(doc["num_iid"]), set()).add(doc["run_id"])
+        return found
+
+    def observations_of_items(
+        self, platform: str, seller_id: str, num_iids: Sequence[int]
+    ) -> list[Observation]:
+        """Every run's observations of these few items of this shop (one find, by the per-item index):
+        the price history of the items a report charts."""
+        if not num_iids:
+            return []
+        where: Doc = {"platform": platform, "seller_id": seller_id, "num_iid": {"$in": list(num_iids)}}
+        return [
+            Observation(**{f: doc[f] for f in Observation._fields})
+            for doc in self._find("observations", where, ())
+        ]
+
+    def observations_at(
+        self, platform: str, seller_id: str, keys: Sequence[tuple[int, str]]
+    ) -> list[Observation]:
+        """The observations of these (num_iid, run_id) pairs of this shop, every SKU's: one find per
+        10,000 pairs (an ``$or`` of one ``run_id`` + ``num_iid $in`` clause per run)."""
+        found: list[Observation] = []
+        for start in range(0, len(keys), 10_000):  # bounds the query document's size
+            by_run: dict[str, list[int]] = {}
+            for num_iid, run_id in keys[start : start + 10_000]:
+                by_run.setdefault(run_id, []).append(num_iid)
+            where: Doc = {"platform": platform, "seller_id": seller_id}
+            where["$or"] = [{"run_id": run_id, "num_iid": {"$in": ids}} for run_id, ids in by_run.items()]
+            docs = self._find("observations", where, ())
+            found += [Observation(**{f: doc[f] for f in Observation._fields}) for doc in docs]
+        return found
 
     def observed_in(
         self, platform: str, seller_id: str, num_iids: Sequence[int], run_ids: Sequence[str]
@@ -717,9 +792,11 @@ class MongoStore:
                 self._back_off(what, exc, attempt, deadline)
         raise StoreError(f"MongoDB store {self.name}: {what} failed after {_MAX_ATTEMPTS} attempts")
 
-    def _find(self, name: str, where: Doc, order: Sequence[str], limit: int = 0) -> list[Doc]:
+    def _find(
+        self, name: str, where: Doc, order: Sequence[str], limit: int = 0, fields: Doc | None = None
+    ) -> list[Doc]:
         sort = [(k, 1) for k in order] or None
-        return self._read(lambda db: list(db[name].find(where, sort=sort, limit=limit)))
+        return self._read(lambda db: list(db[name].find(where, fields, sort=sort, limit=limit)))
 
     def _read(self, query: Callable[[Database[Doc]], _R]) -> _R:
         try:

@@ -8,8 +8,10 @@ are the only REAL columns.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import operator
 import random
 import sqlite3
 import threading
@@ -23,12 +25,21 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from shopcrawl.items import PriceTier, Reject, ShopItem, Sku
-from shopcrawl.stores.base import FAILED_PREFIX, MISSING_PREFIX, RunRecord, RunTally, StoreError
+from shopcrawl.stores.base import (
+    FAILED_PREFIX,
+    MISSING_PREFIX,
+    ItemRun,
+    RunRecord,
+    RunTally,
+    ShopTotals,
+    StoreError,
+    item_runs,
+)
 from shopcrawl.stores.outbox import AlertRecord
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _FEN = "INTEGER NOT NULL CHECK (typeof(price_fen) = 'integer')"
 _DDL = (
     f"""CREATE TABLE IF NOT EXISTS items (
@@ -61,7 +72,8 @@ _DDL = (
         items_listed INTEGER NOT NULL, items_stored INTEGER NOT NULL, items_rejected INTEGER NOT NULL,
         items_missing INTEGER NOT NULL, coverage REAL, api_calls TEXT NOT NULL, retries INTEGER NOT NULL,
         ban_wait_seconds REAL NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
-        items_failed INTEGER NOT NULL DEFAULT 0, heartbeat_at TEXT, owner TEXT NOT NULL DEFAULT '')""",
+        items_failed INTEGER NOT NULL DEFAULT 0, heartbeat_at TEXT, owner TEXT NOT NULL DEFAULT '',
+        totals TEXT)""",
     "CREATE INDEX IF NOT EXISTS runs_by_seller ON runs (seller_id, started_at)",
     """CREATE TABLE IF NOT EXISTS rejects (
         id INTEGER PRIMARY KEY, run_id TEXT NOT NULL, platform TEXT NOT NULL, seller_id TEXT NOT NULL,
@@ -142,6 +154,13 @@ _ITEMS_V5 = (
     "delisted_at TEXT",
 )
 _RUNS_V3 = ("items_failed INTEGER NOT NULL DEFAULT 0", "heartbeat_at TEXT", "owner TEXT NOT NULL DEFAULT ''")
+# A complete run's ShopTotals (JSON), set by finish_run; NULL for other runs and runs finished before 6.
+_RUNS_V6 = "totals TEXT"
+_SET_TOTALS = "UPDATE runs SET totals = :totals WHERE run_id = :run_id"
+# Runs' observations of one shop in (run_id, num_iid, sku_id) order: the primary key's.
+_RUNS_ITEMS = """SELECT run_id, num_iid, price_fen, quantity, sold_quantity FROM observations
+    WHERE run_id IN (SELECT value FROM json_each(:runs)) AND platform = :p AND seller_id = :s
+    ORDER BY run_id, num_iid, sku_id"""
 # Per distinct item of a run: stored (has an observation), else the best-ranked reject kind.
 _TALLY = f"""
 WITH stored AS (SELECT DISTINCT num_iid FROM observations WHERE run_id = :run_id),
@@ -260,6 +279,7 @@ def _item_from_row(row: sqlite3.Row) -> ShopItem:
 
 def _run_from_row(row: sqlite3.Row) -> RunRecord:
     data: dict[str, Any] = dict(row)
+    data.pop("totals", None)  # read by run_totals
     data.update(started_at=_dt(data["started_at"]), finished_at=_dt(data["finished_at"]))
     data.update(heartbeat_at=_dt(data["heartbeat_at"]))
     return RunRecord(**data | {"api_calls": json.loads(data["api_calls"])})
@@ -333,7 +353,15 @@ class SqliteStore:
             self._write(f"write {len(rows)} rejects", (_INSERT_REJECT, rows))
 
     def finish_run(self, run: RunRecord) -> None:
-        self._write(f"finish run {run.run_id}", (_FINISH_RUN, [_run_row(run)]))
+        """The final record; a complete run's shop totals are computed from its observations (read
+        before the write transaction) and kept in ``runs.totals``."""
+        totals = None
+        if run.status == "complete":
+            items = self.items_of_runs(run.platform, run.seller_id, [run.run_id]).get(run.run_id, {})
+            shop_totals = ShopTotals.of(items)
+            totals = _json(shop_totals.as_json())
+        set_totals = (_SET_TOTALS, [{"run_id": run.run_id, "totals": totals}])
+        self._write(f"finish run {run.run_id}", (_FINISH_RUN, [_run_row(run)]), set_totals)
 
     def heartbeat(self, run_id: str, at: datetime) -> None:
         sql = "UPDATE runs SET heartbeat_at = :at WHERE run_id = :run_id AND status = 'running'"
@@ -350,6 +378,80 @@ class SqliteStore:
         """Every run of this shop, oldest first."""
         sql = "SELECT * FROM runs WHERE platform = :p AND seller_id = :s ORDER BY started_at, run_id"
         return [_run_from_row(row) for row in self._read(sql, {"p": platform, "s": seller_id})]
+
+    def run_totals(self, platform: str, seller_id: str) -> dict[str, ShopTotals]:
+        """The stored shop totals of this shop's runs, by run_id (runs without them are left out)."""
+        sql = "SELECT run_id, totals FROM runs WHERE platform = :p AND seller_id = :s AND totals IS NOT NULL"
+        rows = self._read(sql, {"p": platform, "s": seller_id})
+        return {row[0]: ShopTotals.from_json(json.loads(row[1])) for row in rows}
+
+    def items_of_runs(
+        self, platform: str, seller_id: str, run_ids: Sequence[str]
+    ) -> dict[str, dict[int, ItemRun]]:
+        """Per run among these, per item of this shop it observed: lowest price, total stock, sales
+        count (one query; a run that observed nothing is left out)."""
+        params = {"runs": _json(list(run_ids)), "p": platform, "s": seller_id}
+        with self._lock:
+            try:
+                cursor = self._connection().execute(_RUNS_ITEMS, params)
+                cursor.row_factory = None  # plain tuples
+                return {
+                    run_id: item_runs(row[1:] for row in rows)
+                    for run_id, rows in itertools.groupby(cursor, key=operator.itemgetter(0))
+                }
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: read failed: {exc}") from exc
+
+    def item_ids(self, platform: str, seller_id: str) -> list[int]:
+        """Every item of this shop the store holds (any status), in num_iid order."""
+        sql = "SELECT num_iid FROM items WHERE platform = :p AND seller_id = :s ORDER BY num_iid"
+        return [row[0] for row in self._read(sql, {"p": platform, "s": seller_id})]
+
+    def runs_of_items(self, platform: str, seller_id: str, num_iids: Sequence[int]) -> dict[int, set[str]]:
+        """Per item among these of this shop, the runs that observed it: one query, answered by the
+        per-item index alone (``observations_by_sku`` holds the run_id)."""
+        if not num_iids:
+            return {}
+        sql = (
+            "SELECT num_iid, run_id FROM observations"
+            " WHERE platform = :p AND seller_id = :s AND num_iid IN (SELECT value FROM json_each(:ids))"
+        )
+        found: dict[int, set[str]] = {}
+        for num_iid, run_id in self._read(sql, {"p": platform, "s": seller_id, "ids": _json(list(num_iids))}):
+            found.setdefault(num_iid, set()).add(run_id)
+        return found
+
+    def observations_of_items(
+        self, platform: str, seller_id: str, num_iids: Sequence[int]
+    ) -> list[Observation]:
+        """Every run's observations of these few items of this shop (one query, by the per-item index):
+        the price history of the items a report charts."""
+        if not num_iids:
+            return []
+        sql = (
+            f"SELECT {', '.join(Observation._fields)} FROM observations"
+            " WHERE platform = :p AND seller_id = :s AND num_iid IN (SELECT value FROM json_each(:ids))"
+        )
+        rows = self._read(sql, {"p": platform, "s": seller_id, "ids": _json(list(num_iids))})
+        parse, make = datetime.fromisoformat, Observation._make
+        return [make((*row[:-1], parse(row[-1]))) for row in rows]
+
+    def observations_at(
+        self, platform: str, seller_id: str, keys: Sequence[tuple[int, str]]
+    ) -> list[Observation]:
+        """The observations of these (num_iid, run_id) pairs of this shop, every SKU's: one query, one
+        primary-key search per pair."""
+        if not keys:
+            return []
+        sql = (
+            f"SELECT {', '.join(f'o.{name}' for name in Observation._fields)}"
+            " FROM json_each(:keys) AS k CROSS JOIN observations AS o"  # CROSS JOIN: the pairs drive
+            " ON o.run_id = json_extract(k.value, '$[1]') AND o.platform = :p AND o.seller_id = :s"
+            " AND o.num_iid = json_extract(k.value, '$[0]')"
+        )
+        rows = self._read(sql, {"p": platform, "s": seller_id, "keys": _json([list(key) for key in keys])})
+        parse, make = datetime.fromisoformat, Observation._make
+        return [make((*row[:-1], parse(row[-1]))) for row in rows]
 
     def observed_in(
         self, platform: str, seller_id: str, num_iids: Sequence[int], run_ids: Sequence[str]
@@ -523,6 +625,10 @@ class SqliteStore:
                 for column in _ITEMS_V5:
                     if column.split()[0] not in have:
                         conn.execute(f"ALTER TABLE items ADD COLUMN {column}")
+            if 1 <= version < 6:  # 5 -> 6: complete runs' shop totals (earlier runs keep NULL)
+                have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+                if "totals" not in have:
+                    conn.execute(f"ALTER TABLE runs ADD COLUMN {_RUNS_V6}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         else:  # a version-4 file written before tier_observations existed: add it (idempotent)
             conn.execute(_TIER_DDL)
