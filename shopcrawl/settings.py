@@ -51,6 +51,7 @@ DOWNLOADER_MIDDLEWARES = {
 if os.environ.get("REDIS_URL"):
     REDIS_URL = os.environ["REDIS_URL"]
 SCHEDULER = "shopcrawl.scheduler.ShopScheduler"
+DUPEFILTER_CLASS = "shopcrawl.scheduler.ListingDupeFilter"  # one process; Redis workers filter in Redis
 # Outermost (lowest number): it sees a callback's outputs after every other spider middleware, so a
 # request it waits for is one that goes on to the scheduler.
 SPIDER_MIDDLEWARES = {"shopcrawl.distributed.spidermw.LeaseAckMiddleware": 5}
