@@ -29,6 +29,11 @@ CONCURRENT_REQUESTS = 16
 CONCURRENT_REQUESTS_PER_DOMAIN = 16
 DOWNLOAD_DELAY = 0
 DOWNLOAD_TIMEOUT = 30
+# Responses whose callbacks are still running (items waiting for a store write, listing pages waiting for
+# their store read) hold their decoded bodies, about ten times the bytes Scrapy counts. Scrapy's 5 MB of
+# bodies was 50+ MiB of waiting objects behind a slow SQLite write; 1 MB is about twice what a full
+# downloader's worth of answers holds.
+SCRAPER_SLOT_MAX_ACTIVE_SIZE = 1_000_000
 # Retries are ours (api_errors), built on get_retry_request, with backoff; RETRY_TIMES bounds them.
 RETRY_ENABLED = True
 RETRY_TIMES = 5
@@ -46,6 +51,7 @@ DOWNLOADER_MIDDLEWARES = {
 if os.environ.get("REDIS_URL"):
     REDIS_URL = os.environ["REDIS_URL"]
 SCHEDULER = "shopcrawl.scheduler.ShopScheduler"
+DUPEFILTER_CLASS = "shopcrawl.scheduler.ListingDupeFilter"  # one process; Redis workers filter in Redis
 # Outermost (lowest number): it sees a callback's outputs after every other spider middleware, so a
 # request it waits for is one that goes on to the scheduler.
 SPIDER_MIDDLEWARES = {"shopcrawl.distributed.spidermw.LeaseAckMiddleware": 5}

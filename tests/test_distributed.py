@@ -79,6 +79,8 @@ def _dump(redis_url: str) -> str:
     parts = []
     for key in client.scan_iter(count=1000):
         kind = client.type(key).decode()
+        if kind == "none":  # gone since the scan (an emptied queue, a lease acknowledged)
+            continue
         value = {
             "string": lambda k: client.get(k),
             "hash": lambda k: client.hgetall(k),

@@ -99,7 +99,7 @@ def test_higher_priority_first_then_first_in_first_out(scheduler):
         order.append(
             f"page {params['page_no'][0]}" if "page_no" in params else f"ids {params['num_iids'][0]}"
         )
-    assert order == ["page 2", "page 3", "ids 1", "ids 2", "ids 3"]  # listing (priority 10) first
+    assert order == ["ids 1", "ids 2", "ids 3", "page 2", "page 3"]  # detail calls first
 
 
 def test_a_request_queued_again_by_its_worker_releases_its_lease(scheduler):

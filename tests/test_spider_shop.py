@@ -3,10 +3,12 @@ paging cap, detail batches, batch halving, and what becomes a reject."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 import pytest
 from scrapy import Request
+from scrapy.exceptions import DontCloseSpider
 from scrapy.utils.test import get_crawler
 
 from shopcrawl.http import GAVE_UP_CODE, ApiResponse
@@ -14,7 +16,7 @@ from shopcrawl.items import RawRecord, Reject
 from shopcrawl.platforms import top
 from shopcrawl.platforms.top import ApiError
 from shopcrawl.sandbox.local import SANDBOX_CREDENTIALS
-from shopcrawl.spiders.shop import ShopSpider
+from shopcrawl.spiders.shop import DETAIL_PRIORITY, LISTING_PRIORITY, ShopSpider
 
 
 def make_spider(**settings):
@@ -60,6 +62,45 @@ def test_first_page_plans_every_page_and_batches_its_items_by_20():
     assert [len(params(r)["num_iids"].split(",")) for r in details] == [20] * 10
     assert rejects == [] and spider.declared_total == 1000 and spider.listed_count() == 200
     assert spider.crawler.stats.get_value("shopcrawl/listing/declared_total") == 1000
+
+
+def test_detail_calls_go_before_listing_pages():
+    listings, details, _ = split(listing_page(make_spider(), 1000, [row(n) for n in range(1, 201)]))
+    assert {r.priority for r in details} == {DETAIL_PRIORITY} and {r.priority for r in listings} == {
+        LISTING_PRIORITY
+    }
+    assert DETAIL_PRIORITY > LISTING_PRIORITY
+
+
+def test_at_most_concurrent_requests_listing_pages_are_out_and_the_plan_goes_on_as_they_are_processed():
+    spider = make_spider(CONCURRENT_REQUESTS=4)
+    listings, _, _ = split(listing_page(spider, 2000, [row(n) for n in range(1, 201)]))
+    assert [params(r)["page_no"] for r in listings] == ["2", "3", "4", "5"]  # of pages 2..10
+    listings, _, _ = split(listing_page(spider, 2000, [row(n) for n in range(201, 401)], page_no=2))
+    assert [params(r)["page_no"] for r in listings] == ["6"]
+    assert spider.pages_total == 9  # pages 2..10: the progress line counts the whole plan
+
+
+def test_when_the_crawl_goes_idle_the_rest_of_the_plan_is_queued():
+    """A listing request that never came back (dropped) no longer holds its place."""
+    spider = make_spider(CONCURRENT_REQUESTS=4)
+    split(listing_page(spider, 2000, [row(n) for n in range(1, 201)]))
+    queued = []
+    spider.crawler.engine = SimpleNamespace(crawl=queued.append)
+    with pytest.raises(DontCloseSpider):
+        spider.spider_idle()
+    assert [params(r)["page_no"] for r in queued] == ["6", "7", "8", "9"]
+    with pytest.raises(DontCloseSpider):
+        spider.spider_idle()
+    assert [params(r)["page_no"] for r in queued[4:]] == ["10"]
+    spider.spider_idle()  # the whole plan is queued: the crawl may close
+
+
+def test_a_distributed_worker_queues_the_whole_plan_at_once():
+    spider = make_spider(CONCURRENT_REQUESTS=4)
+    spider.adopt_run("run-1", "2026-01-01T00:00:00+00:00", spider.ledger)
+    listings, _, _ = split(listing_page(spider, 2000, [row(n) for n in range(1, 201)]))
+    assert len(listings) == 9
 
 
 def test_rows_without_a_usable_num_iid_become_rejects_with_a_stat():

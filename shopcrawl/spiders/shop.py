@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+from collections import deque
 from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 
-from scrapy import Request, Spider
+from scrapy import Request, Spider, signals
 from scrapy.crawler import Crawler
+from scrapy.exceptions import DontCloseSpider
 from scrapy.utils.defer import deferred_to_future
 from twisted.internet import threads
 
@@ -36,6 +38,16 @@ from shopcrawl.platforms.base import LISTING_FP, Call, Dialect, EnvelopeError, L
 from shopcrawl.runs import LISTING_GAP_STAT
 
 logger = logging.getLogger(__name__)
+
+# Detail calls go before listing pages, and (in one process) at most CONCURRENT_REQUESTS listing pages
+# are queued or in flight at once; the rest of the plan waits in the spider as calls. Each listing page
+# plans its detail calls (TOP: 10 a page; 1688 and the gateways: one per item), so at most that many
+# pages' worth of detail calls ever wait in the queue, whatever the shop's size. With the listing first,
+# every detail call of the shop waited in the queue: memory that grew with the shop. A listing page goes
+# out whenever no detail call waits, and the next ones are queued as pages are processed, so the
+# downloader never runs dry.
+DETAIL_PRIORITY = 10
+LISTING_PRIORITY = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +86,10 @@ class ShopSpider(Spider):
         self.pages_total = 0
         self.pages_done = 0
         self.windows = 0
+        # Listing calls planned and not yet queued, and listing requests queued and not yet processed.
+        self._planned: deque[Call] = deque()
+        self._listing_out = 0
+        self.listing_ahead: int | None = None  # most listing requests out at once; None: no limit
 
     @classmethod
     def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
@@ -86,6 +102,8 @@ class ShopSpider(Spider):
         spider.lister = spider.dialect.lister(
             spider.seller_id, page_size=spider.config.page_size, page_cap=spider.config.page_cap
         )
+        spider.listing_ahead = crawler.settings.getint("CONCURRENT_REQUESTS")
+        crawler.signals.connect(spider.spider_idle, signal=signals.spider_idle)
         return spider
 
     config: ShopcrawlConfig
@@ -93,13 +111,19 @@ class ShopSpider(Spider):
     lister: Lister
 
     def adopt_run(self, run_id: str, started_at: str, ledger: Ledger) -> None:
-        """Join a distributed run: its id, start time and shared listing ledger."""
+        """Join a distributed run: its id, start time and shared listing ledger. Its listing calls all
+        go to the shared queue at once (held back here, they would die with this worker)."""
         self.run_id = run_id
         self.started_at = datetime.fromisoformat(started_at)
         self.ledger = ledger
+        self.listing_ahead = None
 
     def listed_count(self) -> int:
         return self.ledger.listed_count()
+
+    def closed(self, reason: str) -> None:
+        if isinstance(self.ledger, LocalLedger):
+            self.ledger.close()  # its counts stay readable for the run's final record
 
     async def start(self) -> AsyncIterator[Request]:
         yield self.first_listing()
@@ -107,12 +131,32 @@ class ShopSpider(Spider):
     def first_listing(self) -> Request:
         """The listing's first request: at the start, and again for a run whose shared state Redis lost."""
         self.pages_total += 1
+        self._listing_out += 1
         return self._listing(self.lister.first())
 
     # -- listing -------------------------------------------------------------------------------
 
     def _listing(self, call: Call) -> Request:
-        return self._request(call, self.parse_listing_page, priority=10)  # listing first: it feeds details
+        return self._request(call, self.parse_listing_page, priority=LISTING_PRIORITY)
+
+    def _plan(self, calls: list[Call]) -> Iterator[Request]:
+        """Add listing calls to the plan; queue as many of the plan's calls as the limit allows."""
+        self.pages_total += len(calls)
+        self._planned.extend(calls)
+        while self._planned and (self.listing_ahead is None or self._listing_out < self.listing_ahead):
+            self._listing_out += 1
+            yield self._listing(self._planned.popleft())
+
+    def spider_idle(self) -> None:
+        """Nothing queued or in flight: queue the next listing calls of the plan, if any are left (a
+        listing request that was dropped, never processed, no longer counts)."""
+        if not self._planned:
+            return
+        self._listing_out = 0
+        assert self.crawler.engine is not None
+        for request in self._plan([]):
+            self.crawler.engine.crawl(request)
+        raise DontCloseSpider
 
     def _request(self, call: Call, callback: Any, priority: int = 0, **state: Any) -> Request:
         meta = {META_KEY: {"api": call.api, "call": {"params": call.params, "meta": call.meta}, **state}}
@@ -159,13 +203,16 @@ class ShopSpider(Spider):
     def _listing_steps(self, response: ApiResponse) -> Generator[Step, dict[int, ShopItem] | None, None]:
         call = self._call(response)
         self.pages_done += 1
+        self._listing_out = max(0, self._listing_out - 1)
         if response.error is not None or response.payload is None:
+            yield from self._plan([])
             yield self._reject(None, f"listing/{_error_text(response)}", dict(call.meta))
             return
         self._stat("shopcrawl/listing/pages", self.pages_done)
         try:
             page = self.lister.on_page(call, response.payload, self.ledger.listed_count())
         except (EnvelopeError, TypeError, ValueError) as exc:
+            yield from self._plan([])
             yield self._reject(None, f"listing/bad-body: {exc}", dict(call.meta))
             return
         if page.declared_total is not None:
@@ -180,9 +227,7 @@ class ShopSpider(Spider):
             assert self.crawler.stats is not None
             self.crawler.stats.set_value(LISTING_GAP_STAT, page.gap)
             self.ledger.set_listing_gap(page.gap)
-        self.pages_total += len(page.follow)
-        for follow in page.follow:
-            yield self._listing(follow)
+        yield from self._plan(page.follow)
         yield from self._detail_batches(page.page_key, page.rows)
 
     # -- details -------------------------------------------------------------------------------
@@ -244,7 +289,8 @@ class ShopSpider(Spider):
         }
 
     def _detail(self, listed: dict[str, dict[str, Any]]) -> Request:
-        return self._request(self.dialect.detail_call(list(listed), listed), self.parse_detail, listed=listed)
+        call = self.dialect.detail_call(list(listed), listed)
+        return self._request(call, self.parse_detail, priority=DETAIL_PRIORITY, listed=listed)
 
     def parse_detail(self, response: ApiResponse) -> Iterator[Request | RawRecord | Reject]:
         listed: dict[str, dict[str, Any]] = response.meta[META_KEY]["listed"]
