@@ -3,6 +3,7 @@ paging cap, detail batches, batch halving, and what becomes a reject."""
 
 from __future__ import annotations
 
+import itertools
 from types import SimpleNamespace
 from urllib.parse import parse_qs
 
@@ -11,12 +12,13 @@ from scrapy import Request
 from scrapy.exceptions import DontCloseSpider
 from scrapy.utils.test import get_crawler
 
+from shopcrawl.extensions.run import RunLifecycle
 from shopcrawl.http import GAVE_UP_CODE, ApiResponse
 from shopcrawl.items import RawRecord, Reject
 from shopcrawl.platforms import top
 from shopcrawl.platforms.top import ApiError
 from shopcrawl.sandbox.local import SANDBOX_CREDENTIALS
-from shopcrawl.spiders.shop import DETAIL_PRIORITY, LISTING_PRIORITY, ShopSpider
+from shopcrawl.spiders.shop import DETAIL_PRIORITY, LISTING_PRIORITY, ShopSpider, StoreRead
 
 
 def make_spider(**settings):
@@ -74,16 +76,35 @@ def test_detail_calls_go_before_listing_pages():
 
 def test_at_most_concurrent_requests_listing_pages_are_out_and_the_plan_goes_on_as_they_are_processed():
     spider = make_spider(CONCURRENT_REQUESTS=4)
+    spider.first_listing()
     listings, _, _ = split(listing_page(spider, 2000, [row(n) for n in range(1, 201)]))
     assert [params(r)["page_no"] for r in listings] == ["2", "3", "4", "5"]  # of pages 2..10
     listings, _, _ = split(listing_page(spider, 2000, [row(n) for n in range(201, 401)], page_no=2))
     assert [params(r)["page_no"] for r in listings] == ["6"]
-    assert spider.pages_total == 9  # pages 2..10: the progress line counts the whole plan
+    assert spider.pages_total == 10  # the progress line counts the whole plan
+
+
+def test_a_page_waiting_for_its_store_read_still_counts_as_out():
+    """Its detail calls are not queued yet: the next listing page waits until they are."""
+    spider = make_spider(CONCURRENT_REQUESTS=4)
+    lifecycle = RunLifecycle.for_crawler(spider.crawler)
+    lifecycle._open = lifecycle.shop_stored = True  # an incremental crawl of a shop the store holds
+    spider.first_listing()
+    request = spider._listing(spider.lister.call(None, 1))
+    rows = [row(n) for n in range(1, 201)]
+    steps = spider._listing_steps(respond(request, {"total_results": 2000, "items": {"item": rows}}))
+    before = list(itertools.takewhile(lambda step: not isinstance(step, StoreRead), steps))
+    assert [params(r)["page_no"] for r in split(before)[0]] == ["2", "3", "4"]
+    after = [steps.send({})]
+    after += list(steps)
+    listings, details, _ = split(after)
+    assert len(details) == 10 and [params(r)["page_no"] for r in listings] == ["5"]
 
 
 def test_when_the_crawl_goes_idle_the_rest_of_the_plan_is_queued():
     """A listing request that never came back (dropped) no longer holds its place."""
     spider = make_spider(CONCURRENT_REQUESTS=4)
+    spider.first_listing()
     split(listing_page(spider, 2000, [row(n) for n in range(1, 201)]))
     queued = []
     spider.crawler.engine = SimpleNamespace(crawl=queued.append)

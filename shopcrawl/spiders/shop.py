@@ -201,18 +201,22 @@ class ShopSpider(Spider):
                 yield step
 
     def _listing_steps(self, response: ApiResponse) -> Generator[Step, dict[int, ShopItem] | None, None]:
+        yield from self._page_steps(response)
+        # This page's detail calls are queued (after its store read, if any): it no longer counts as
+        # out, and the next listing call of the plan may go.
+        self._listing_out = max(0, self._listing_out - 1)
+        yield from self._plan([])
+
+    def _page_steps(self, response: ApiResponse) -> Generator[Step, dict[int, ShopItem] | None, None]:
         call = self._call(response)
         self.pages_done += 1
-        self._listing_out = max(0, self._listing_out - 1)
         if response.error is not None or response.payload is None:
-            yield from self._plan([])
             yield self._reject(None, f"listing/{_error_text(response)}", dict(call.meta))
             return
         self._stat("shopcrawl/listing/pages", self.pages_done)
         try:
             page = self.lister.on_page(call, response.payload, self.ledger.listed_count())
         except (EnvelopeError, TypeError, ValueError) as exc:
-            yield from self._plan([])
             yield self._reject(None, f"listing/bad-body: {exc}", dict(call.meta))
             return
         if page.declared_total is not None:
