@@ -272,15 +272,11 @@ def make_report(
 
 
 def html_command(args: argparse.Namespace) -> int:
-    from shopcrawl.monitor.report import open_report_store, platform_of
+    from shopcrawl.monitor.report import read_report
 
+    selected = list(getattr(args, "item", None) or [])
     try:
-        store = open_report_store(args)
-        try:
-            platform = platform_of(store, args.seller, args.platform)
-            page = make_report(store, platform, args.seller, list(getattr(args, "item", None) or []))
-        finally:
-            store.close()
+        page = read_report(args, lambda store, platform: make_report(store, platform, args.seller, selected))
     except ReportError as exc:
         print(f"shopcrawl report html: {exc}", file=sys.stderr)
         return EXIT_ERROR

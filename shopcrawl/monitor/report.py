@@ -12,8 +12,8 @@ import csv
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO, TypeVar
 
 from shopcrawl.config import DEFAULTS
 from shopcrawl.monitor.changes import KINDS, Change, Comparison, ReportError, compare
@@ -22,6 +22,7 @@ from shopcrawl.stores import StoreError, open_store, redact_uri
 
 CSV_FIELDS = ("kind", "num_iid", "sku_id", "start_quantity", "old", "new", "pct", "title", "run_id")
 EXIT_ERROR = 2
+_R = TypeVar("_R")
 
 
 def store_uri(args: argparse.Namespace) -> str:
@@ -48,6 +49,16 @@ def platform_of(store: Any, seller_id: str, platform: str | None) -> str:
     if len(found) > 1:
         raise ReportError(f"seller {seller_id!r} has runs on {' and '.join(found)}: pass --platform")
     return found[0]
+
+
+def read_report(args: argparse.Namespace, build: Callable[[Any, str], _R]) -> _R:
+    """Open the report's store, find the shop's platform, ``build(store, platform)``, close the store.
+    Raises ReportError (the command prints it and exits 2)."""
+    store = open_report_store(args)
+    try:
+        return build(store, platform_of(store, args.seller, args.platform))
+    finally:
+        store.close()
 
 
 def add_parser(sub: Any) -> None:
@@ -100,12 +111,9 @@ def _lazy(module: str, name: str) -> Any:
 def changes_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     try:
-        store = open_report_store(args)
-        try:
-            platform = platform_of(store, args.seller, args.platform)
-            comparison = compare(store, platform, args.seller, since=args.since)
-        finally:
-            store.close()
+        comparison = read_report(
+            args, lambda store, platform: compare(store, platform, args.seller, since=args.since)
+        )
     except ReportError as exc:
         print(f"shopcrawl report changes: {exc}", file=sys.stderr)
         return EXIT_ERROR

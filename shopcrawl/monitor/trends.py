@@ -252,16 +252,11 @@ def summarise(history: History, titles: dict[int, str], top: int = TOP_N) -> dic
 
 
 def trends_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from shopcrawl.monitor.report import open_report_store, platform_of
+    from shopcrawl.monitor.report import read_report
 
     out = out or sys.stdout
     try:
-        store = open_report_store(args)
-        try:
-            platform = platform_of(store, args.seller, args.platform)
-            report = trends(store, platform, args.seller)
-        finally:
-            store.close()
+        report = read_report(args, lambda store, platform: trends(store, platform, args.seller))
     except ReportError as exc:
         print(f"shopcrawl report trends: {exc}", file=sys.stderr)
         return EXIT_ERROR
