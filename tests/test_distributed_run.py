@@ -136,6 +136,17 @@ def test_a_beat_keeps_the_worker_alive_and_the_run_current(server):
     assert server.get("shopcrawl:current:s1") is None
 
 
+def test_a_pointer_left_at_a_closed_run_starts_a_new_run_instead_of_joining_it(server):
+    # A worker's beat read "not closed" just before another worker closed the run, and then
+    # re-pointed the seller at it: the next crawl must not join that finished run (it would
+    # list nothing and exit 0).
+    closed = joined(server)
+    assert closed.try_close()
+    server.set("shopcrawl:current:s1", "run-a")
+    assert joined(server, run_id="run-b").run_id == "run-b"
+    assert server.get("shopcrawl:current:s1") == b"run-b"
+
+
 def test_counters_add_each_workers_deltas_and_items_count_once(server):
     first, second = joined(server), joined(server)
     first.push_counters({"shopcrawl/api/calls": 5, "shopcrawl/ban/wait_seconds": 1.5})

@@ -1,15 +1,36 @@
 """The Lua scripts that make each multi-key step atomic in Redis (a worker may die between any two
 commands, never inside a script)."""
 
-# KEYS: current, meta, workers, heartbeat. ARGV: run_id, started_at, worker, ttl ms, run ttl s.
-# Joins the seller's current run, or starts it with the proposed id. Returns {run_id, started_at}.
+# KEYS: current. ARGV: run_id, started_at, worker, ttl ms, current ttl s, seller's run key prefix.
+# Joins the seller's current run, or starts one with the proposed id when there is none or the one
+# named has closed. Returns the run id.
 JOIN = """
 local run = redis.call('GET', KEYS[1])
-if not run then
+if (not run) or redis.call('EXISTS', ARGV[6] .. run .. ':closed') == 1 then
   run = ARGV[1]
   redis.call('SET', KEYS[1], run, 'EX', ARGV[5])
 end
 return run
+"""
+
+# KEYS: heartbeat, workers, closed, current. ARGV: worker, heartbeat ttl ms, run_id, current ttl s.
+# A worker's heartbeat; it keeps the seller's current-run pointer alive while the run is open, in
+# one step, so that it cannot re-point the seller at a run another worker has just closed.
+BEAT = """
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
+end
+return 1
+"""
+
+# KEYS: closed, current. ARGV: worker, run_id, run ttl s. Returns 1 for the one worker that closes
+# the run; it also clears the seller's current-run pointer if that still names this run.
+CLOSE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then return 0 end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
 """
 
 # KEYS: meta, workers, heartbeat. ARGV: started_at, worker, ttl ms, run ttl s, epoch.

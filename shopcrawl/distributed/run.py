@@ -55,7 +55,9 @@ class RunCoordinator:
     def join(self, proposed_run_id: str, started_at: str) -> tuple[str, str]:
         """Join the seller's run in progress, or start one. Returns (run_id, started_at ISO)."""
         current = K.current_key(self.seller_id)
-        run_id = self._run("JOIN", [current], [proposed_run_id, started_at, self.worker, 0, CURRENT_TTL_S])
+        prefix = K.RunKeys(self.seller_id, "").prefix[:-1]  # shopcrawl:run:<seller>:
+        args = [proposed_run_id, started_at, self.worker, 0, CURRENT_TTL_S, prefix]
+        run_id = self._run("JOIN", [current], args)
         self.run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
         self.keys = K.RunKeys(self.seller_id, self.run_id)
         self._register(started_at)
@@ -93,12 +95,9 @@ class RunCoordinator:
         return "recovered" if int(won) else "reset"
 
     def beat(self) -> None:
-        pipe = self.server.pipeline(transaction=False)
-        pipe.set(self.keys.heartbeat(self.worker), "1", px=HEARTBEAT_TTL_MS)
-        pipe.sadd(self.keys.workers, self.worker)
-        if not self.server.exists(self.keys.closed):
-            pipe.set(K.current_key(self.seller_id), self.run_id, ex=CURRENT_TTL_S)
-        pipe.execute()
+        keys = [self.keys.heartbeat(self.worker), self.keys.workers, self.keys.closed]
+        keys.append(K.current_key(self.seller_id))
+        self._run("BEAT", keys, [self.worker, HEARTBEAT_TTL_MS, self.run_id, CURRENT_TTL_S])
 
     def reclaim_dead(self) -> int:
         moved = int(self._run("RECLAIM", [self.keys.workers, self.keys.queue], [self.keys.prefix, ""]))
@@ -133,12 +132,8 @@ class RunCoordinator:
 
     def try_close(self) -> bool:
         """True for exactly one worker of the run: the one that closes the run record."""
-        if not self.server.set(self.keys.closed, self.worker, nx=True, ex=K.RUN_TTL_SECONDS):
-            return False
-        current = K.current_key(self.seller_id)
-        if self.server.get(current) in (self.run_id, self.run_id.encode()):
-            self.server.delete(current)
-        return True
+        keys = [self.keys.closed, K.current_key(self.seller_id)]
+        return bool(self._run("CLOSE", keys, [self.worker, self.run_id, K.RUN_TTL_SECONDS]))
 
     # -- listing ledger -----------------------------------------------------------------------
 
@@ -252,7 +247,7 @@ class RunCoordinator:
         return out
 
 
-_SCRIPTS = ("JOIN", "REGISTER", "RECOVER", "RECLAIM", "PENDING", "CLAIM")
+_SCRIPTS = ("JOIN", "BEAT", "CLOSE", "REGISTER", "RECOVER", "RECLAIM", "PENDING", "CLAIM")
 
 
 def _text(value: bytes | str | None) -> str:
