@@ -69,6 +69,14 @@ class SandboxProc:
     def bad_items(self) -> Any:
         return self._control("/_sandbox/bad-items")
 
+    def oauth(self) -> Any:
+        """``GET /_sandbox/oauth``: OAuth call counts, expired-token answers, lifetimes, live tokens."""
+        return self._control("/_sandbox/oauth")
+
+    def oauth_control(self, **body: Any) -> Any:
+        """``POST /_sandbox/oauth``: any of token_ttl, refresh_ttl, revoke_refresh, expire_access."""
+        return self._control("/_sandbox/oauth", body)
+
     def sign_params(
         self,
         method: str,

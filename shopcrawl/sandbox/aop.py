@@ -4,9 +4,11 @@ The same items TOP sees, in AOP's shapes (§7.1 of the protocol doc). Order of h
 query and form params merged, the query string winning): app key (400 ``gw.AppKeyNotFound``) →
 ``_aop_signature`` present (400 ``gw.ParamMissing``) and right (400 ``gw.SignatureInvalid``) →
 ``_aop_timestamp`` within 600 s (400 ``gw.TimestampInvalid``) → known API (400 ``gw.APIUnsupported``) →
-``access_token`` (401 ``"401"``) → quota (``--quota-ban-seconds``: 429 ``gw.NoUsageLeftError``) →
-QPS limiter (429 ``gw.QpsOverLimit``) → fault draw (5xx / timeout; an ``isp`` fault answers HTTP 500)
-→ business params and the answer → truncated / garbled faults.
+``access_token`` (``--session`` or a live token the OAuth endpoints issued; else 401 ``"401"``, the same
+body for an issued token past its expiry, which is recorded as outcome ``session_expired``) → quota
+(``--quota-ban-seconds``: 429 ``gw.NoUsageLeftError``) → QPS limiter (429 ``gw.QpsOverLimit``) → fault
+draw (5xx / timeout; an ``isp`` fault answers HTTP 500) → business params and the answer → truncated /
+garbled faults.
 
 Derived per item, deterministically from its ``num_iid`` (choices; §2.6 gives no numbers):
 
@@ -249,8 +251,12 @@ class AopApi:
             raise AopError(400, "gw.TimestampInvalid", f"_aop_timestamp {stamp!r} is invalid", "auth")
         if api not in (aop.LISTING_API, aop.DETAIL_API):
             raise AopError(400, "gw.APIUnsupported", f"API {api} is not supported", "auth")
-        if params.get("access_token") != creds.session:
-            raise AopError(401, aop.UNAUTHORISED, "Request need user authorized", "auth")
+        token = params.get("access_token", "")
+        if token != creds.session:
+            state = self.sandbox.tokens.api_state("1688", token, now)
+            outcome = "session_expired" if state == "expired" else "auth"
+            if state != "live":
+                raise AopError(401, aop.UNAUTHORISED, "Request need user authorized", outcome)
 
     def _onsale_by_id(self) -> list[Item]:
         shop = self.sandbox.shop

@@ -19,6 +19,15 @@ Control endpoints (no signature, not counted as API calls):
 - ``GET /_sandbox/shop`` → the on-sale items as full records (``?all=1`` adds delisted items).
 - ``GET /_sandbox/bad-items`` → ``{"invalid": {num_iid: kind}, "isv": [...], "vanish": [...],
   "hostile": [...]}``.
+- ``GET /_sandbox/oauth`` → ``{"calls": {"authorize": n, "authorization_code": n, "refresh_token": n,
+  "postpone": n, "errors": n}, "expired_answers": n, "token_ttl": s, "refresh_ttl": s, "live_tokens": n}``;
+  ``POST /_sandbox/oauth`` with any of ``{"token_ttl": s, "refresh_ttl": s, "revoke_refresh": true,
+  "expire_access": true}`` → the same shape (HTTP 400 ``{"error": ...}`` on a bad body). See ``oauth``.
+
+The OAuth endpoints of both platforms (``/oauth/top/authorize``, ``/oauth/top/token``,
+``/oauth/1688/authorize``, ``/openapi/{http,param2}/1/system.oauth2/getToken/<appKey>``,
+``/openapi/param2/1/system.oauth2/postponeToken/<appKey>``) are described in ``oauth``. The sessions
+and access tokens they issue are accepted by ``/router/rest`` and the 1688 API besides ``--session``.
 """
 
 from __future__ import annotations
@@ -36,10 +45,11 @@ from shopcrawl.platforms.top import DETAIL_METHOD, LISTING_METHOD
 
 from . import render
 from .aop import AOP_PATH, AopApi
-from .checks import Credentials, TopError, check_system, parse_detail, parse_listing
+from .checks import Credentials, TokenState, TopError, check_system, parse_detail, parse_listing
 from .config import SandboxConfig
 from .faults import FaultPlan, RateLimiter, ban_error, html_error
 from .gateway import GatewayApi
+from .oauth import OAuthApi, TokenStore
 from .shop import MUTATION_KINDS, Shop
 from .stats import Stats
 from .synth import HOSTILE_EXTRAS
@@ -67,6 +77,7 @@ class Sandbox:
             hostile_items=config.hostile_items,
         )
         self.creds = Credentials(config.app_key, config.app_secret, config.session)
+        self.tokens = TokenStore(config.token_ttl, config.refresh_ttl)
         self.limiter = RateLimiter(config.qps, config.ban_seconds)
         self.faults = FaultPlan(
             config.seed,
@@ -100,7 +111,7 @@ class Sandbox:
         try:
             if request.method not in ("GET", "POST"):
                 raise TopError(9, "Http Action Not Allowed")
-            check_system(params, self.creds, now)
+            check_system(params, self.creds, now, self._top_session)
             answer = self._apis.get(method)
             if answer is None:
                 raise TopError(22, "Invalid Method")
@@ -141,6 +152,9 @@ class Sandbox:
         if fault == "garbled":
             return self.faults.garbage(), "garbled"
         return body, outcome
+
+    def _top_session(self, session: str, now: float) -> TokenState:
+        return self.tokens.api_state("top", session, now)
 
     def _flow_control(self, app_key: str, method: str, now: float) -> None:
         if self.config.quota_ban_seconds > 0:
@@ -271,6 +285,7 @@ def create_app(config: SandboxConfig) -> web.Application:
     app.router.add_post("/_sandbox/mutate", sandbox.mutate)
     app.router.add_get("/_sandbox/shop", sandbox.shop_view)
     app.router.add_get("/_sandbox/bad-items", sandbox.bad_items)
+    OAuthApi(sandbox).add_routes(app.router)
     app.on_cleanup.append(_close_stats)
     return app
 

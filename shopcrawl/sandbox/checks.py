@@ -18,6 +18,9 @@ Codes and msgs follow §1.5 of the protocol doc. Choices it leaves open [unconfi
   请细化搜索条件，例如根据修改时间分段获取商品`` (one line; wording after the API doc's page_no note,
   which says the API "will report an error" past the cap; the real sub_code/sub_msg are unknown).
 - ``num_iids``: duplicates are returned once, in first-seen order; more than 20 distinct ids is 41.
+- ``session``: ``--session`` is always accepted; a session the OAuth endpoints issued is accepted until
+  it expires, then answered 27 ``Invalid session:session-expired`` / ``session-expired`` with no
+  ``sub_msg`` (the body §8.1 A3 quotes); any other value keeps 27 ``invalid-sessionkey``.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Literal
 
 from shopcrawl.platforms.top import API_VERSION, GMT8, SIGN_METHODS, TIME_FORMAT, sign
 
@@ -40,6 +44,10 @@ PAGE_SIZE_MAX = 200
 NUM_IIDS_MAX = 20
 INVALID_SESSION_MSG = "非法或过期的SessionKey参数，请使用有效的SessionKey参数"
 _VERSION_RE = re.compile(r"^\d+(\.\d+)*$")
+
+TokenState = Literal["live", "expired", "unknown"]
+# The state of an issued token at a moment: ``(token, now) -> state`` (see ``oauth.TokenStore``).
+SessionLookup = Callable[[str, float], TokenState]
 
 
 class TopError(Exception):
@@ -101,8 +109,11 @@ def parse_timestamp(value: str) -> float | None:
         return None
 
 
-def check_system(params: Mapping[str, str], creds: Credentials, now: float) -> None:
-    """Raise the first ``TopError`` the gateway would answer for these system params."""
+def check_system(
+    params: Mapping[str, str], creds: Credentials, now: float, issued: SessionLookup | None = None
+) -> None:
+    """Raise the first ``TopError`` the gateway would answer for these system params; ``issued`` tells
+    the state of a session that is not ``creds.session`` (without it, every other session is unknown)."""
     if "method" not in params:
         raise TopError(21, "Missing Method")
     if "sign" not in params:
@@ -137,7 +148,13 @@ def check_system(params: Mapping[str, str], creds: Credentials, now: float) -> N
         raise TopError(25, "Invalid Signature")
     if "session" not in params:
         raise TopError(26, "Missing Session")
-    if params["session"] != creds.session:
+    session = params["session"]
+    if session == creds.session:
+        return
+    state = "unknown" if issued is None else issued(session, now)
+    if state == "expired":
+        raise TopError(27, "Invalid session:session-expired", "session-expired", outcome="session_expired")
+    if state != "live":
         raise TopError(27, "Invalid Session", "invalid-sessionkey", INVALID_SESSION_MSG)
 
 

@@ -6,6 +6,7 @@ Python API (``create_app(SandboxConfig(...))``) and the documentation cannot dri
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 # The path each API is served under; the first line the sandbox prints is the chosen one's base URL,
@@ -23,7 +24,8 @@ OPTION_HELP: dict[str, str] = {
     "page_cap": "largest page_no*page_size accepted by taobao.items.onsale.get (code 41 above it)",
     "app_key": "the only app_key accepted (others get code 29)",
     "app_secret": "the app secret signatures are checked with",
-    "session": "the only session accepted (others get code 27)",
+    "session": "the fixed session / access token accepted on TOP and 1688 forever; tokens the OAuth "
+    "endpoints issue are accepted too, until they expire (others get code 27 / 401)",
     "qps": "calls per second per (app_key, API method) before a code-7 ban; 0 means unlimited",
     "ban_seconds": "length of the code-7 ban started when --qps is exceeded",
     "rate_5xx": "probability (0..1) that an API call is answered HTTP 502/503",
@@ -47,6 +49,9 @@ OPTION_HELP: dict[str, str] = {
     "gateway_max_pages": "the gateway's depth cap: pages one item_search_shop query serves (page_count)",
     "latency_ms": "milliseconds every API call is held before it is handled, modelling the network "
     "(an idle wait: no CPU is spent; control endpoints are not held)",
+    "token_ttl": "lifetime in seconds of the TOP sessions and 1688 access tokens the OAuth endpoints issue",
+    "refresh_ttl": "lifetime in seconds of the refresh tokens the OAuth endpoints issue; 0: none are issued "
+    "(a TOP session that cannot be refreshed, re_expires_in 0)",
 }
 
 _RATES = ("rate_5xx", "rate_timeout", "rate_truncated", "rate_garbled", "rate_isp")
@@ -63,6 +68,7 @@ _NON_NEGATIVE = (
     "hostile_items",
     "quota_ban_seconds",
     "latency_ms",
+    "refresh_ttl",
 )
 
 
@@ -97,6 +103,8 @@ class SandboxConfig:
     gateway_page_size: int = 40
     gateway_max_pages: int = 50
     latency_ms: float = 0.0
+    token_ttl: float = 86400.0
+    refresh_ttl: float = 15552000.0
 
     def __post_init__(self) -> None:
         for name in _NON_NEGATIVE:
@@ -118,6 +126,10 @@ class SandboxConfig:
             raise ValueError(
                 "--invalid-items, --isv-items, --vanish-items and --hostile-items exceed --items"
             )
+        if not self.token_ttl > 0 or not math.isfinite(self.token_ttl):
+            raise ValueError(f"--token-ttl must be > 0, got {self.token_ttl}")
+        if not math.isfinite(self.refresh_ttl):
+            raise ValueError(f"--refresh-ttl must be finite, got {self.refresh_ttl}")
         if self.api not in BASE_PATHS:
             raise ValueError(f"--api must be one of {', '.join(BASE_PATHS)}, got {self.api!r}")
         for name in ("app_key", "app_secret", "session", "seller"):

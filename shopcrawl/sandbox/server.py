@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shopcrawl sandbox",
         description="Local emulator of the Taobao TOP router/rest API (items.onsale.get, "
-        "items.seller.list.get) with a synthetic shop, rate limits and fault injection.",
+        "items.seller.list.get), the 1688 product API and aggregator gateways, with a synthetic shop, "
+        "rate limits, fault injection and both platforms' OAuth flows (/oauth/top, /oauth/1688).",
     )
     for field in fields(SandboxConfig):
         flag = "--" + field.name.replace("_", "-")
@@ -42,10 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         elif field.name == "api":
             parser.add_argument(flag, default=default, choices=tuple(BASE_PATHS), help=helptext)
         else:
-            parser.add_argument(flag, type=kind, default=default, metavar=field.name.upper(), help=helptext)
+            metavar = _METAVARS.get(field.name, field.name.upper())
+            parser.add_argument(flag, type=kind, default=default, metavar=metavar, help=helptext)
     return parser
 
 
+_METAVARS = {"token_ttl": "SECONDS", "refresh_ttl": "SECONDS"}
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "str | None": str}
 
 
@@ -90,6 +93,14 @@ async def serve(config: SandboxConfig) -> int:
             config.items,
             config.seed,
             config.app_key,
+        )
+        logger.info(
+            "OAuth: TOP at http://%s:%s/oauth/top (authorize, token), 1688 at /oauth/1688/authorize and "
+            "/openapi/param2/1/system.oauth2/ (getToken, postponeToken); tokens live %.0f s, refresh %.0f s",
+            host,
+            port,
+            config.token_ttl,
+            config.refresh_ttl,
         )
         await stop.wait()
         logger.info("sandbox stopping")

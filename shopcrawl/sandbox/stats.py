@@ -1,7 +1,12 @@
 """Per-call accounting: counters for ``/_sandbox/stats`` and the optional JSON-lines call log.
 
-Only ``/router/rest`` calls are recorded; control endpoints are not. A call missing ``method`` is
-counted under the method name ``""``.
+API calls are recorded (TOP ``/router/rest`` under its ``method``, 1688 and gateway calls under their
+API name); the OAuth endpoints (counted at ``/_sandbox/oauth``) and control endpoints are not. A TOP
+call missing ``method`` is counted under the method name ``""``.
+
+Outcomes: ``ok``, ``error:<code>`` (a TOP ``error_response``), ``session_expired`` (TOP 27
+``session-expired`` or a 1688 401, for a token the OAuth endpoints issued that has expired; an unknown
+token stays ``error:27`` / ``auth``), and the fault, ban and business outcomes each API module names.
 """
 
 from __future__ import annotations
