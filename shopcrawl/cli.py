@@ -1,4 +1,5 @@
-"""The ``shopcrawl`` command: ``sandbox`` (the local API emulator), ``demo`` (sandbox + crawl), ``status``."""
+"""The ``shopcrawl`` command: ``sandbox`` (the local API emulator), ``demo`` (sandbox + crawl), ``status``,
+``report`` and ``auth``."""
 
 from __future__ import annotations
 
@@ -116,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shopcrawl.monitor.report import add_parser as add_report_parser
 
     add_report_parser(sub)
+    from shopcrawl.auth.cli import add_parser as add_auth_parser
+
+    add_auth_parser(sub)
     return parser
 
 

@@ -46,6 +46,16 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
         None,
         "TOP session key or 1688 access_token (required but for the gateway; secret)",
     ),
+    "SHOPCRAWL_CREDENTIALS": (
+        None,
+        "the credentials file `shopcrawl auth login` writes (default ~/.config/shopcrawl/credentials.json)",
+    ),
+    "SHOPCRAWL_OAUTH_URL": (
+        None,
+        "the OAuth authorise URL base (TOP: also /token); default https://oauth.taobao.com or "
+        "https://auth.1688.com/oauth",
+    ),
+    "SHOPCRAWL_TOKEN_MIN_TTL": ("30m", "refresh a stored token before a crawl if it expires within this"),
     "SHOPCRAWL_SIGN_METHOD": ("hmac-sha256", "md5, hmac (HMAC-MD5) or hmac-sha256"),
     "SHOPCRAWL_STORE": ("sqlite:///shopcrawl.db", "where items go: sqlite:///, mongodb:// or null:// URI"),
     "SHOPCRAWL_PAGE_CAP": (None, "TOP: the cap on page_no*page_size (default 20000); windows keep under it"),
@@ -108,6 +118,11 @@ def _duration(settings: SettingsLike, name: str) -> float:
     if not 0 <= value <= 10 * 365 * 86400:
         raise ConfigError(f"{name} must be between 0 and 10 years, got {raw!r}")
     return value
+
+
+def token_min_ttl(settings: SettingsLike) -> float:
+    """``SHOPCRAWL_TOKEN_MIN_TTL`` in seconds."""
+    return _duration(settings, "SHOPCRAWL_TOKEN_MIN_TTL")
 
 
 def crawl_mode(value: str | None) -> str:

@@ -19,6 +19,10 @@ from tests.services import ferretdb, redis_server, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 CREDENTIALS = SANDBOX_CREDENTIALS
+# In-process crawlers that find no SHOPCRAWL_SESSION look for a credentials file: never the user's own.
+os.environ["SHOPCRAWL_CREDENTIALS"] = str(
+    Path(os.environ.get("TMPDIR", "/tmp")) / f"shopcrawl-test-{os.getpid()}" / "credentials.json"
+)
 
 
 @dataclass

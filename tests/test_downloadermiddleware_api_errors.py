@@ -217,8 +217,9 @@ def wait_closed(crawler):
             body("error_session.json"),
             200,
             "TOP error 27 (Invalid Session) invalid-sessionkey: "
-            "非法或过期的SessionKey参数，请使用有效的SessionKey参数 -> the session is invalid or expired; "
-            "renew the seller's authorisation and set SHOPCRAWL_SESSION",
+            "非法或过期的SessionKey参数，请使用有效的SessionKey参数 -> SHOPCRAWL_SESSION was refused "
+            "and shopcrawl cannot refresh it: set a valid one, or unset it and "
+            "run shopcrawl auth login --api top",
         ),
         (
             body("error_string_code.json"),

@@ -66,7 +66,9 @@ def test_unwrap_refuses_garbage(body):
         (ApiError("15", "Remote service error", "isp.top-remote-connection-timeout"), ErrorClass.RETRY),
         (ApiError("15", "Remote service error", "isv.item-data-error", "bad item"), ErrorClass.RECORD),
         (ApiError("25", "Invalid Signature"), ErrorClass.FATAL),
-        (ApiError("27", "Invalid Session", "invalid-sessionkey"), ErrorClass.FATAL),
+        (ApiError("27", "Invalid Session", "invalid-sessionkey"), ErrorClass.AUTH),
+        (ApiError("27", "Invalid session:session-expired", "session-expired"), ErrorClass.AUTH),
+        (ApiError("26", "Missing Session"), ErrorClass.FATAL),
         (ApiError("29", "Invalid App Key"), ErrorClass.FATAL),
         (
             ApiError("11", "Insufficient ISV Permissions", "isv.permission-api-package-empty"),

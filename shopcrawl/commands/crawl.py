@@ -14,7 +14,16 @@ import sys
 from scrapy.commands.crawl import Command as ScrapyCrawl
 from scrapy.exceptions import UsageError
 
-from shopcrawl.config import ConfigError, ShopcrawlConfig, crawl_mode, credentials_from_settings
+from shopcrawl.auth.crawl import prepare, uses_stored_grant
+from shopcrawl.auth.grants import CredentialsError
+from shopcrawl.auth.keeper import LoginNeeded
+from shopcrawl.config import (
+    ConfigError,
+    ShopcrawlConfig,
+    crawl_mode,
+    credentials_from_settings,
+    token_min_ttl,
+)
 from shopcrawl.runs import FATAL_STAT, SHUTDOWN_REASON, STATUS_STAT, SUMMARY_STAT
 from shopcrawl.stores import open_store, redact_uri
 
@@ -40,18 +49,29 @@ class Command(ScrapyCrawl):
                 config = ShopcrawlConfig.from_settings(
                     self.settings, api=opts.spargs.get("api"), platform=opts.spargs.get("platform")
                 )
-                credentials_from_settings(self.settings, needs_session=config.dialect.needs_session)
+                stored = uses_stored_grant(self.settings, config)
+                credentials_from_settings(
+                    self.settings, needs_session=config.dialect.needs_session and not stored
+                )
                 crawl_mode(opts.spargs.get("mode"))
-                if not str(opts.spargs.get("seller_id", "")).strip():
+                seller_id = str(opts.spargs.get("seller_id", "")).strip()
+                if not seller_id:
                     raise ConfigError("seller_id is required: scrapy crawl shop -a seller_id=<seller>")
+                token_min_ttl(self.settings)
                 store = open_store(config.store_uri)
                 store.open()
                 store.close()
                 if self.settings.get("REDIS_URL"):
                     check_redis(str(self.settings.get("REDIS_URL")))
-            except (ConfigError, ValueError, RuntimeError) as exc:
+                # The stored grant, refreshed now if it expires within SHOPCRAWL_TOKEN_MIN_TTL.
+                prepare(self.settings, config, seller_id)
+            except (ConfigError, CredentialsError, ValueError, RuntimeError) as exc:
                 print(f"shopcrawl: {exc}", file=sys.stderr)
                 self.exitcode = EXIT_CONFIG
+                return
+            except LoginNeeded as exc:
+                print(f"shopcrawl stopped: {exc}", file=sys.stderr)
+                self.exitcode = EXIT_FATAL
                 return
         crawler = self._create_crawler(args[0])
         self.crawler_process.crawl(crawler, **opts.spargs)

@@ -10,6 +10,8 @@ code 7 with "ban will last for N more seconds"  wait exactly N s (nothing sent t
 ``isp.*``, HTTP 5xx/408/429, timeouts,         bounded retries (``RETRY_TIMES``) with exponential
 connection errors, truncated or garbled JSON   backoff; after the last one the callback gets an error
 ``isv.*``                                      the callback gets ``error`` to record; no retry
+27 (``session-expired``, or past the stored     pause the calls, refresh the stored credential once,
+expiry); 1688 ``401`` past the stored expiry   resend; stop with the login hint if that fails
 25, 27, 29, 11, ... or a ban > max wait        stop the crawl at once with one line naming the fix
 =============================================  =================================================
 
@@ -31,6 +33,7 @@ from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.defer import deferred_from_coro
 
+from shopcrawl.auth.crawl import CrawlAuth
 from shopcrawl.config import crawl_config
 from shopcrawl.downloadermiddlewares.ratelimit import NOT_BEFORE, BanBook
 from shopcrawl.http import GAVE_UP_CODE, META_KEY, ApiResponse, api_method
@@ -40,6 +43,7 @@ from shopcrawl.runs import FATAL_STAT
 logger = logging.getLogger(__name__)
 
 MAX_BAN_RESENDS = 50  # per request: a ban that never ends is reported, not waited forever
+MAX_AUTH_RESENDS = 3  # per request: sends with a refreshed credential
 
 
 class ApiErrorsMiddleware:
@@ -85,6 +89,8 @@ class ApiErrorsMiddleware:
             return self._retry(request, f"api_{error.sub_code or error.code}", error=error)
         if kind is ErrorClass.RECORD:
             return self._api_response(response, error=error)
+        if kind is ErrorClass.AUTH:
+            return await self._resend_after_renewal(request, error)
         hint = self.dialect.fatal_hint(error, max_ban_wait=self.config.max_ban_wait)
         self._stop(f"{error.describe()} -> {hint}")
 
@@ -147,6 +153,20 @@ class ApiErrorsMiddleware:
         retry = request.copy()
         retry.dont_filter = True
         retry.meta[META_KEY] = {**request.meta[META_KEY], "ban_resends": resends}
+        return retry
+
+    async def _resend_after_renewal(self, request: Request, error: ApiError) -> Request:
+        """The credential was refused: resend once it is refreshed (by this call, or by another call or
+        worker that got there first); stop with the login hint when it cannot be."""
+        line = await CrawlAuth.for_crawler(self.crawler).renew(request, error)
+        if line is not None:
+            self._stop(line)
+        resends = int(request.meta[META_KEY].get("auth_resends", 0)) + 1
+        if resends > MAX_AUTH_RESENDS:
+            self._stop(f"{error.describe()} -> refused after {MAX_AUTH_RESENDS} refreshed credentials")
+        retry = request.copy()
+        retry.dont_filter = True
+        retry.meta[META_KEY] = {**request.meta[META_KEY], "auth_resends": resends}
         return retry
 
     def _stop(self, line: str) -> NoReturn:

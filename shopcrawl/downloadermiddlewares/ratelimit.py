@@ -33,7 +33,7 @@ from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 
-from shopcrawl.config import crawl_config, crawl_dialect, credentials_from_settings
+from shopcrawl.config import crawl_config, credentials_from_settings
 from shopcrawl.distributed import keys as K
 from shopcrawl.distributed import lua
 from shopcrawl.distributed.link import RedisLink
@@ -98,8 +98,7 @@ class BanBook:
         book = getattr(crawler, "_shopcrawl_banbook", None)
         if book is None:
             link = RedisLink.for_crawler(crawler)
-            needs_session = crawl_dialect(crawler).needs_session
-            creds = credentials_from_settings(crawler.settings, needs_session=needs_session) if link else None
+            creds = credentials_from_settings(crawler.settings, needs_session=False) if link else None
             app_key = creds.app_key if creds is not None else ""
             book = cls(link, app_key)
             crawler._shopcrawl_banbook = book  # type: ignore[attr-defined]
@@ -136,6 +135,9 @@ class RateLimitMiddleware:
         not_before = request.meta[META_KEY].pop(NOT_BEFORE, None)
         if not_before is not None:
             await asyncio.sleep(max(0.0, not_before - time.time()))
+        auth = getattr(self.crawler, "_shopcrawl_auth", None)
+        if auth is not None:
+            await auth.ready()  # nothing goes out while the seller's credential is being refreshed
         if self._throttle is not None:
             await self._shared_slot(request, method)
             return

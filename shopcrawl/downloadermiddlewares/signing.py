@@ -17,7 +17,8 @@ from scrapy import Request
 from scrapy.crawler import Crawler
 from scrapy.http import Response
 
-from shopcrawl.config import crawl_dialect, credentials_from_settings
+from shopcrawl.auth.crawl import CrawlAuth
+from shopcrawl.config import crawl_dialect
 from shopcrawl.http import api_method
 
 
@@ -25,9 +26,7 @@ class SigningMiddleware:
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         self.dialect = crawl_dialect(crawler)
-        self.credentials = credentials_from_settings(
-            crawler.settings, needs_session=self.dialect.needs_session
-        )
+        self.auth = CrawlAuth.for_crawler(crawler)
         self._unsigned: WeakKeyDictionary[Request, tuple[str, bytes]] = WeakKeyDictionary()
 
     @classmethod
@@ -37,7 +36,7 @@ class SigningMiddleware:
     def process_request(self, request: Request) -> None:
         if api_method(request) is None or request in self._unsigned:
             return
-        url, body = self.dialect.authorise(request, self.credentials, datetime.now(UTC))
+        url, body = self.dialect.authorise(request, self.auth.sign_with(request), datetime.now(UTC))
         self._unsigned[request] = (request.url, request.body)
         request._set_url(url)
         request._set_body(body)

@@ -1,5 +1,7 @@
 """Alerts after a complete run: on ``run_finished``, queue the run's changes that match the rules and send
-every pending alert of the shop (:func:`shopcrawl.monitor.alerts.alert_pass`), in a worker thread.
+every pending alert of the shop (:func:`shopcrawl.monitor.alerts.alert_pass`), in a worker thread. At
+the start of a crawl, a warning when the seller's authorisation cannot be refreshed and expires within
+7 days (at most once a day).
 
 Off (``NotConfigured``) without ``SHOPCRAWL_ALERT_WEBHOOK``. An incomplete, interrupted or failed run
 sends nothing. A failing webhook or store never fails the crawl: what was not delivered stays pending in
@@ -9,8 +11,10 @@ the store's outbox for the next run.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Self
 
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.defer import deferred_to_future
@@ -18,7 +22,7 @@ from twisted.internet import threads
 
 from shopcrawl import signals as shopcrawl_signals
 from shopcrawl.config import AlertConfig, ShopcrawlConfig
-from shopcrawl.monitor.alerts import AlertOutbox, PassResult, alert_pass
+from shopcrawl.monitor.alerts import AlertOutbox, PassResult, alert_pass, credential_message, send_one
 from shopcrawl.monitor.webhooks import redact_url
 from shopcrawl.stores import open_store
 from shopcrawl.stores.base import RunRecord
@@ -29,6 +33,7 @@ QUEUED_STAT = "shopcrawl/alerts/queued"
 DELIVERED_STAT = "shopcrawl/alerts/delivered"
 PENDING_STAT = "shopcrawl/alerts/pending"
 ERROR_STAT = "shopcrawl/alerts/error"
+CREDENTIAL_ALERT_EVERY = 20 * 3600  # s between two authorisation warnings through the webhook
 
 
 class Alerts:
@@ -43,8 +48,34 @@ class Alerts:
             raise NotConfigured  # no message: Scrapy would log it as a warning on every crawl
         ext = cls(crawler, config)
         crawler.signals.connect(ext.run_finished, signal=shopcrawl_signals.run_finished)
+        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         logger.info("Alerts on: %s body to %s", config.format, redact_url(config.webhook))
         return ext
+
+    async def spider_opened(self) -> None:
+        """Warn through the webhook, at most once a day, when the seller's stored authorisation stops
+        working within 7 days and cannot be refreshed (a monitor must not learn of it by failing)."""
+        auth = getattr(self.crawler, "_shopcrawl_auth", None)
+        if auth is None or auth.grant is None or not auth.warning():
+            return
+        if time.time() - auth.grant.warned_at < CREDENTIAL_ALERT_EVERY:
+            return
+        try:
+            await deferred_to_future(threads.deferToThread(self._warn_credential, auth))
+        except Exception as exc:  # never fails the crawl
+            logger.error("Alerts: the authorisation warning was not delivered: %s", exc)
+
+    def _warn_credential(self, auth: Any) -> None:
+        keeper = auth.keeper
+        with keeper.file.locked():  # one worker of a run sends it; the others see warned_at
+            grant = next((g for g in keeper.file.load() if g.key == keeper.grant.key), keeper.grant)
+            if time.time() - grant.warned_at < CREDENTIAL_ALERT_EVERY:
+                return
+            public = grant.public()
+            details = {k: public[k] for k in ("api", "app_key", "seller", "expires_at", "login_needed_by")}
+            send_one(self.config, credential_message(self.config.format, details, public["warning"]))
+            keeper.file.update(grant, warned_at=time.time())
+        logger.info("Alerts: sent the authorisation expiry warning for seller %s", grant.seller)
 
     async def run_finished(self, run: RunRecord) -> None:
         if run.status != "complete":

@@ -1,4 +1,5 @@
-"""Logs crawl progress at INFO every ``SHOPCRAWL_PROGRESS_INTERVAL`` seconds."""
+"""Logs crawl progress at INFO every ``SHOPCRAWL_PROGRESS_INTERVAL`` seconds, and a warning when the seller's
+authorisation cannot be refreshed and expires within 7 days."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from shopcrawl.downloadermiddlewares.ratelimit import BanBook
 
 logger = logging.getLogger(__name__)
 
+AUTH_WARNING_EVERY = 600.0  # s between two progress-log warnings that the authorisation expires soon
+
 
 class Progress:
     def __init__(self, crawler: Crawler, interval: float) -> None:
@@ -24,6 +27,7 @@ class Progress:
         self.interval = interval
         self.started = time.monotonic()
         self._loop: task.LoopingCall | None = None
+        self._warned = -AUTH_WARNING_EVERY
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -68,3 +72,8 @@ class Progress:
 
     def log(self) -> None:
         logger.info("Progress: %s", self.line())
+        auth = getattr(self.crawler, "_shopcrawl_auth", None)
+        warning = auth.warning() if auth is not None else ""
+        if warning and time.monotonic() - self._warned >= AUTH_WARNING_EVERY:
+            self._warned = time.monotonic()
+            logger.warning("Authorisation: %s", warning)

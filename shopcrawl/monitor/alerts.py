@@ -136,6 +136,19 @@ def messages(
         yield len(lines), _robot_body(fmt, *_markdown(run_id, seller_id, lines))
 
 
+def credential_message(fmt: str, details: dict[str, Any], text: str) -> dict[str, Any]:
+    """The body warning that a seller's authorisation stops working soon (no token in it)."""
+    if fmt == "generic":
+        return {"event": "credential_expiring", "text": text, **details}
+    title = f"shopcrawl: authorisation of {details.get('seller', '?')} expires soon"
+    return _robot_body(fmt, title, f"#### {escape_markdown(title)}\n\n{escape_markdown(text)}")
+
+
+def send_one(config: AlertConfig, body: dict[str, Any]) -> None:
+    """POST one body to the webhook (signed for DingTalk when a secret is set); raises WebhookError."""
+    _sender(config, lambda: datetime.now(UTC))(config.webhook, body)
+
+
 def _robot_body(fmt: str, title: str, text: str) -> dict[str, Any]:
     if fmt == "dingtalk":
         return {"msgtype": "markdown", "markdown": {"title": title, "text": text}}

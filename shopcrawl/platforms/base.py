@@ -40,6 +40,9 @@ class ErrorClass(Enum):
     RETRY = "retry"  # transient: bounded retries with backoff
     RECORD = "record"  # about one item: record it as a reject, do not retry
     FATAL = "fatal"  # credentials, permissions, quota: stop the crawl with a hint
+    # The seller's session or access token was refused: refresh it once if it has expired and can be
+    # refreshed, and send again; else stop with the login hint.
+    AUTH = "auth"
 
 
 class EnvelopeError(ValueError):

@@ -159,8 +159,8 @@ FATAL_HINTS: dict[str, str] = {
     "gw.TimestampInvalid": "the _aop_timestamp was refused; check this machine's clock",
     "gw.AppKeyNotFound": "the app key is unknown; check SHOPCRAWL_APP_KEY",
     "gw.NoUsageLeftError": "the app's call quota is spent; wait for it to renew or raise it in the console",
-    UNAUTHORISED: "the access_token is missing, wrong or expired; refresh it (or re-authorise the seller) "
-    "and set SHOPCRAWL_SESSION",
+    UNAUTHORISED: "the access_token is missing, wrong or expired; run shopcrawl auth login --api 1688 "
+    "(or set SHOPCRAWL_SESSION)",
 }
 
 
@@ -177,6 +177,8 @@ def classify(error: ApiError) -> ErrorClass:
     retries while the other calls kept the limit tripped, and items were given up."""
     if error.code == QPS_OVER_LIMIT:
         return ErrorClass.BAN
+    if error.code == UNAUTHORISED:
+        return ErrorClass.AUTH  # expired or wrong: the stored expiry tells which (§8.2 B2)
     if is_gateway_code(error.code):
         return ErrorClass.FATAL
     return ErrorClass.RECORD

@@ -137,7 +137,7 @@ FATAL_HINTS: dict[str, str] = {
     "24": "the request was sent unsigned; check SHOPCRAWL_SIGN_METHOD",
     "25": "the signature was refused; check SHOPCRAWL_APP_SECRET and SHOPCRAWL_SIGN_METHOD",
     "26": "no session was sent; set SHOPCRAWL_SESSION",
-    "27": "the session is invalid or expired; renew the seller's authorisation and set SHOPCRAWL_SESSION",
+    "27": "the session is invalid or expired; run shopcrawl auth login --api top (or set SHOPCRAWL_SESSION)",
     "28": "no app key was sent; set SHOPCRAWL_APP_KEY",
     "29": "the app key is unknown; check SHOPCRAWL_APP_KEY",
     "31": "the timestamp was refused; check this machine's clock",
@@ -158,6 +158,8 @@ def classify(error: ApiError, *, max_ban_wait: float) -> ErrorClass:
         if seconds is None:
             return ErrorClass.RETRY
         return ErrorClass.FATAL if seconds > max_ban_wait else ErrorClass.BAN
+    if error.code == "27" or (error.code == "53" and error.sub_code == "invalid-sessionkey"):
+        return ErrorClass.AUTH  # an invalid or expired session (§8.1 A3)
     if error.code in _FATAL_CODES:
         return ErrorClass.FATAL
     if error.sub_code.startswith("isp.") or error.code in _RETRY_CODES:
