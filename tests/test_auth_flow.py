@@ -340,3 +340,23 @@ def test_three_scheduled_runs_across_two_token_expiries_need_no_person(sandbox_f
         "authorization_code": 1,
         "refresh_token": 3,
     }
+
+
+def test_a_1688_refresh_token_near_its_timeout_is_renewed_with_postpone_token(sandbox_factory, tmp_path):
+    sandbox = sandbox_factory("--items", "50", "--seed", "3", "--refresh-ttl", str(10 * 86400))
+    env = auth_env(sandbox, "1688", tmp_path)
+    login(env, "1688")
+    (before,) = status(env)
+    sandbox.oauth_control(refresh_ttl=180 * 86400)  # what postponeToken grants from now on
+    result = crawl(env["SHOPCRAWL_API_URL"], tmp_path, env=_crawl_env(env))  # 10 days left: under 30
+    assert result.returncode == 0, result.stderr
+    (after,) = status(env)
+    calls = sandbox.oauth()["calls"]
+    assert (calls["postpone"], calls["refresh_token"]) == (1, 0)  # the access token was still fresh
+    assert before["refresh_expires_at"] < after["refresh_expires_at"]
+    renewed_until = (
+        time.mktime(time.strptime(after["refresh_expires_at"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    )
+    assert renewed_until > time.time() + 170 * 86400 and after["state"] == "ok"
+    again = crawl(env["SHOPCRAWL_API_URL"], tmp_path, env=_crawl_env(env))
+    assert again.returncode == 0 and sandbox.oauth()["calls"]["postpone"] == 1  # far from its timeout now

@@ -38,8 +38,17 @@ def test_missing_credentials_fail_before_any_request(sandbox_factory, tmp_path):
     result = crawl(sandbox.url, tmp_path, env={"SHOPCRAWL_SESSION": "", "SHOPCRAWL_APP_SECRET": ""})
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "shopcrawl: missing credentials: set SHOPCRAWL_APP_SECRET, SHOPCRAWL_SESSION "
-        "(env var or -s NAME=VALUE) before crawling"
+        "shopcrawl: missing credentials: set SHOPCRAWL_APP_SECRET (env var or -s NAME=VALUE) before crawling"
+    )
+    # No session and no stored login: the line names both ways to give one.
+    credentials = tmp_path / "none" / "credentials.json"
+    result = crawl(
+        sandbox.url, tmp_path, env={"SHOPCRAWL_SESSION": "", "SHOPCRAWL_CREDENTIALS": str(credentials)}
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"shopcrawl: no TOP authorisation for app sandbox-app-key in {credentials}; "
+        "run shopcrawl auth login --api top (or set SHOPCRAWL_SESSION)"
     )
     assert sandbox.stats()["calls"] == {}
 

@@ -133,7 +133,7 @@ def test_gateway_checks(sandbox, kwargs, status, code):
     body = aop.loads(reply.body)
     assert body["error_code"] == code and body["error_message"] and "success" not in body
     error = aop.decode(reply.status, reply.body)[1]
-    assert error is not None and aop.classify(error).value == "fatal"
+    assert error is not None and aop.classify(error).value == ("auth" if code == "401" else "fatal")
 
 
 def test_unknown_api_and_bad_params(sandbox):

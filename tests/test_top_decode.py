@@ -212,7 +212,9 @@ GENERIC_FATAL = (13, 23, 30, 32, 34, 40, 41, 42, 43)
 @pytest.mark.parametrize("code", sorted(FATAL_HINT_WORDS))
 def test_fatal_codes_stop_with_a_hint_saying_what_to_fix(code):
     error = ApiError(str(code), "refused")
-    assert top.classify(error, max_ban_wait=600) is ErrorClass.FATAL
+    # 27 (invalid session) is refreshed first when it has expired; its hint applies when it cannot be.
+    expected = ErrorClass.AUTH if code == 27 else ErrorClass.FATAL
+    assert top.classify(error, max_ban_wait=600) is expected
     assert FATAL_HINT_WORDS[code] in top.fatal_hint(error, max_ban_wait=600)
 
 
@@ -236,10 +238,11 @@ def test_a_fatal_code_wins_over_an_isv_sub_code(error):
     assert top.classify(error, max_ban_wait=600) is ErrorClass.FATAL
 
 
-def test_session_fixture_is_fatal_and_names_the_session_setting():
+def test_session_fixture_is_an_auth_error_and_names_the_login():
     error = error_of("error_session.json")
-    assert top.classify(error, max_ban_wait=600) is ErrorClass.FATAL
-    assert "SHOPCRAWL_SESSION" in top.fatal_hint(error, max_ban_wait=600)
+    assert top.classify(error, max_ban_wait=600) is ErrorClass.AUTH
+    hint = top.fatal_hint(error, max_ban_wait=600)
+    assert "shopcrawl auth login --api top" in hint and "SHOPCRAWL_SESSION" in hint
 
 
 # --- time -----------------------------------------------------------------------------------------

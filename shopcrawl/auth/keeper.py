@@ -111,8 +111,9 @@ class Keeper:
         try:
             fresh = self.client.refresh(grant)
         except OAuthError as exc:
+            what = "failed" if exc.error in ("network", "http", "bad_answer") else "was refused"
             raise LoginNeeded(
-                f"refreshing the {_name(api)} of seller {grant.seller} was refused ({exc}): {login_hint(api)}"
+                f"refreshing the {_name(api)} of seller {grant.seller} {what} ({exc}): {login_hint(api)}"
             ) from None
         fresh = replace(fresh, warned_at=grant.warned_at)
         self._store(fresh)
