@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -32,20 +32,28 @@ def unavailable(reason: str) -> None:
 
 def first_line(process: subprocess.Popen[bytes], timeout: float) -> str:
     """The first stdout line of ``process``, waiting at most ``timeout`` seconds."""
+    return line_where(process, timeout, lambda line: True)
+
+
+def line_where(process: subprocess.Popen[bytes], timeout: float, wanted: Callable[[str], bool]) -> str:
+    """The first stdout line of ``process`` for which ``wanted`` is true, waiting at most ``timeout`` s."""
     assert process.stdout is not None
     deadline = time.monotonic() + timeout
     buffer = b""
     with selectors.DefaultSelector() as selector:
         selector.register(process.stdout, selectors.EVENT_READ)
-        while b"\n" not in buffer:
+        while True:
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if wanted(line.decode().strip()):
+                    return line.decode().strip()
             left = deadline - time.monotonic()
             if left <= 0 or not selector.select(left):
-                raise TimeoutError(f"no first line within {timeout} s")
+                raise TimeoutError(f"no such line within {timeout} s")
             chunk = os.read(process.stdout.fileno(), 4096)
             if not chunk:
-                raise RuntimeError(f"exited with {process.wait()} before printing a line")
+                raise RuntimeError(f"exited with {process.wait()} before printing the line")
             buffer += chunk
-    return buffer.split(b"\n", 1)[0].decode().strip()
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -7,8 +7,6 @@ person, and no token in a DEBUG log, in Redis or in the store."""
 from __future__ import annotations
 
 import json
-import os
-import selectors
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +19,7 @@ import redis
 
 from shopcrawl.sandbox.local import crawl_env
 from tests.conftest import crawl
+from tests.services import line_where
 from tests.webhook_receiver import webhook_receiver
 
 APIS: dict[str, tuple[str, ...]] = {"top": (), "1688": ()}  # the sandbox serves both APIs at once
@@ -50,25 +49,6 @@ def shopcrawl(env: dict[str, str], *args: str, timeout: float = 60) -> subproces
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _url_line(process: subprocess.Popen[bytes], timeout: float) -> str:
-    """The authorise URL the login prints (the first stdout line that is a URL)."""
-    assert process.stdout is not None
-    deadline, buffer = time.monotonic() + timeout, b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while True:
-            for line in buffer.split(b"\n")[:-1]:
-                if line.startswith(b"http"):
-                    return line.decode().strip()
-            left = deadline - time.monotonic()
-            if left <= 0 or not selector.select(left):
-                raise TimeoutError(f"no URL printed within {timeout} s")
-            chunk = os.read(process.stdout.fileno(), 4096)
-            if not chunk:
-                raise RuntimeError(f"login exited with {process.wait()} before printing the URL")
-            buffer += chunk
-
-
 def login(env: dict[str, str], api: str) -> str:
     """`shopcrawl auth login --listen 127.0.0.1:0`, with the browser's part done by urllib: open the
     printed URL, follow the sandbox's redirect to the listener. Returns the login's output."""
@@ -77,7 +57,7 @@ def login(env: dict[str, str], api: str) -> str:
         [sys.executable, "-m", "shopcrawl.cli", *args], env=env, stdout=subprocess.PIPE
     )
     try:
-        url = _url_line(process, 30)
+        url = line_where(process, 30, lambda line: line.startswith("http"))  # the authorise URL
         with urllib.request.urlopen(url, timeout=30) as page:  # the 302 lands on the listener
             assert page.status == 200 and b"authorised" in page.read()
         assert process.wait(timeout=30) == 0

@@ -137,12 +137,7 @@ class TopOAuth:
         return self.grant_from(answer, time.time())
 
     def refresh(self, grant: Grant) -> Grant:
-        form = {
-            "grant_type": "refresh_token",
-            "client_id": self.app_key,
-            "client_secret": self._secret,
-            "refresh_token": grant.refresh_token,
-        }
+        form = _refresh_form(self.app_key, self._secret, grant)
         now = time.time()
         fresh = self.grant_from(post_form(f"{self.oauth_url}/token", form), now)
         return replace(fresh, seller=grant.seller, obtained_at=grant.obtained_at, refreshed_at=now)
@@ -226,12 +221,7 @@ class AopOAuth:
 
     def refresh(self, grant: Grant) -> Grant:
         """A new access token; the refresh token stays (1688 does not send a new one)."""
-        form = {
-            "grant_type": "refresh_token",
-            "client_id": self.app_key,
-            "client_secret": self._secret,
-            "refresh_token": grant.refresh_token,
-        }
+        form = _refresh_form(self.app_key, self._secret, grant)
         now = time.time()
         answer = post_form(self._endpoint("param2", "getToken"), form)
         token = str(answer.get("access_token") or "")
@@ -262,6 +252,16 @@ class AopOAuth:
             changes["access_token"] = str(answer["access_token"])
             changes["expires_at"] = _after(time.time(), answer.get("expires_in")) or grant.expires_at
         return replace(grant, **changes)
+
+
+def _refresh_form(app_key: str, secret: str, grant: Grant) -> dict[str, str]:
+    """The refresh grant's form, the same on both platforms (§8.1 A1, §8.2 B1)."""
+    return {
+        "grant_type": "refresh_token",
+        "client_id": app_key,
+        "client_secret": secret,
+        "refresh_token": grant.refresh_token,
+    }
 
 
 def _ms(value: Any) -> float:

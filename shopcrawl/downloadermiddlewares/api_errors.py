@@ -147,12 +147,17 @@ class ApiErrorsMiddleware:
                 seconds,
                 error.sub_code,
             )
-        resends = int(request.meta[META_KEY].get("ban_resends", 0)) + 1
-        if resends > MAX_BAN_RESENDS:
-            self._stop(f"{method} stayed banned through {MAX_BAN_RESENDS} waits; check the app's quota")
+        too_many = f"{method} stayed banned through {MAX_BAN_RESENDS} waits; check the app's quota"
+        return self._resend(request, "ban_resends", MAX_BAN_RESENDS, too_many)
+
+    def _resend(self, request: Request, counter: str, limit: int, too_many: str) -> Request:
+        """The same call again, not filtered and spending no retry; stop once sent ``limit`` times so."""
+        resends = int(request.meta[META_KEY].get(counter, 0)) + 1
+        if resends > limit:
+            self._stop(too_many)
         retry = request.copy()
         retry.dont_filter = True
-        retry.meta[META_KEY] = {**request.meta[META_KEY], "ban_resends": resends}
+        retry.meta[META_KEY] = {**request.meta[META_KEY], counter: resends}
         return retry
 
     async def _resend_after_renewal(self, request: Request, error: ApiError) -> Request:
@@ -161,13 +166,8 @@ class ApiErrorsMiddleware:
         line = await CrawlAuth.for_crawler(self.crawler).renew(request, error)
         if line is not None:
             self._stop(line)
-        resends = int(request.meta[META_KEY].get("auth_resends", 0)) + 1
-        if resends > MAX_AUTH_RESENDS:
-            self._stop(f"{error.describe()} -> refused after {MAX_AUTH_RESENDS} refreshed credentials")
-        retry = request.copy()
-        retry.dont_filter = True
-        retry.meta[META_KEY] = {**request.meta[META_KEY], "auth_resends": resends}
-        return retry
+        too_many = f"{error.describe()} -> refused after {MAX_AUTH_RESENDS} refreshed credentials"
+        return self._resend(request, "auth_resends", MAX_AUTH_RESENDS, too_many)
 
     def _stop(self, line: str) -> NoReturn:
         """Stop the crawl at once with one line that names what to fix."""
