@@ -340,3 +340,45 @@ def test_a_1688_refresh_token_near_its_timeout_is_renewed_with_postpone_token(sa
     assert renewed_until > time.time() + 170 * 86400 and after["state"] == "ok"
     again = crawl(env["SHOPCRAWL_API_URL"], tmp_path, env=_crawl_env(env))
     assert again.returncode == 0 and sandbox.oauth()["calls"]["postpone"] == 1  # far from its timeout now
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def test_a_pasted_redirect_url_must_carry_the_login_state(sandbox_factory, tmp_path):
+    """Without --listen: the seller lands on the registered callback, and the operator pastes the URL."""
+    sandbox = sandbox_factory("--items", "50", "--seed", "2")
+    env = auth_env(sandbox, "top", tmp_path)
+    args = ["auth", "login", "--api", "top", "--redirect-uri", "https://shop.example/cb"]
+    for tamper, code in ((True, 2), (False, 0)):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shopcrawl.cli", *args],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            url = line_where(process, 30, lambda line: line.startswith("http"))
+            try:
+                urllib.request.build_opener(_NoRedirect()).open(url, timeout=30)
+            except urllib.error.HTTPError as redirect:  # the 302 the browser would follow
+                landed = redirect.headers["Location"]
+                redirect.close()
+            assert landed.startswith("https://shop.example/cb?code=")
+            if tamper:
+                landed = landed.replace("state=", "state=x")
+            out, err = process.communicate(landed.encode() + b"\n", timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate(timeout=10)
+        assert process.returncode == code, err
+        if tamper:
+            assert b"belongs to another login" in err and not Path(env["SHOPCRAWL_CREDENTIALS"]).exists()
+        else:
+            assert b"Authorised TOP seller demo" in out
+            _no_token_in(stored_tokens(env), out.decode())
+    assert [g["nick"] for g in status(env)] == ["demo"]

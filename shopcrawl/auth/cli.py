@@ -142,14 +142,15 @@ def _loopback(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _code_from(text: str, state: str) -> str:
-    """A pasted code, or the whole redirect URL it came on (its state is checked)."""
+def _code_from(text: str, state: str | None) -> str:
+    """A pasted code, or the whole redirect URL it came on (its state is checked, unless ``state`` is
+    None: a code given with ``--code`` came from an authorise URL of an earlier run)."""
     text = text.strip()
     if "code=" in text or "error=" in text:
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(text).query or text))
         if query.get("error"):
             raise OAuthError(query["error"], query.get("error_description", ""))
-        if query.get("state") not in (None, state):
+        if state is not None and query.get("state") not in (None, state):
             raise CredentialsError("the pasted URL belongs to another login (its state differs); start again")
         text = query.get("code", "")
     if not text:
@@ -194,9 +195,10 @@ def _login(args: argparse.Namespace) -> int:
                 raise OAuthError(*value.split(": ", 1))
             code = value
         else:
-            code = _code_from(
-                args.code or input("Paste the code, or the whole URL you were sent to: "), state
-            )
+            if args.code:
+                code = _code_from(args.code, None)
+            else:
+                code = _code_from(input("Paste the code, or the whole URL you were sent to: "), state)
     finally:
         if server is not None:
             server.server_close()
@@ -206,7 +208,7 @@ def _login(args: argparse.Namespace) -> int:
             f"the seller who authorised is {grant.seller} ({grant.nick}), not {args.seller!r}; nothing stored"
         )
     file.put(grant)
-    print("Authorised " + _describe(grant).replace("\n", "\n", 1))
+    print("Authorised " + _describe(grant))
     print(f"Stored in {file.path}")
     warning = expiry_warning(grant)
     if warning:
