@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from shopcrawl.platforms import APIS, PLATFORMS
 
@@ -44,6 +45,7 @@ def _status(args: argparse.Namespace) -> int:
     import redis
 
     from shopcrawl.distributed.status import calls_per_second, run_statuses
+    from shopcrawl.fleet.status import fleet_status
     from shopcrawl.stores import redact_uri
 
     if not args.redis_url:
@@ -53,16 +55,23 @@ def _status(args: argparse.Namespace) -> int:
     try:
         runs = run_statuses(server, args.seller)
         rate = calls_per_second(server)
+        fleet = fleet_status(server)
     except redis.RedisError as exc:
         print(f"shopcrawl status: cannot reach Redis at {redact_uri(args.redis_url)}: {exc}", file=sys.stderr)
         return 2
+    if args.seller:
+        fleet["shops"] = [s for s in fleet["shops"] if s["seller"] == args.seller]
+        fleet["parked"] = [p for p in fleet["parked"] if p["shop"].split("|", 2)[-1] == args.seller]
     if args.json:
-        print(json.dumps({"calls_per_second": rate, "runs": [r.as_dict() for r in runs]}, ensure_ascii=False))
+        body = {"calls_per_second": rate, "runs": [r.as_dict() for r in runs], "fleet": fleet}
+        print(json.dumps(body, ensure_ascii=False))
         return 0
     print(f"API calls/s (last 10 s, all workers): {rate:.1f}")
+    _print_fleet(fleet)
     if not runs:
         print("no runs in Redis" + (f" for seller {args.seller}" if args.seller else ""))
         return 0
+    print("runs:")
     header = ("SELLER", "RUN", "STATE", "LISTED", "STORED", "QUEUED", "LEASED", "WORKERS", "CALLS")
     rows = [
         (
@@ -78,10 +87,50 @@ def _status(args: argparse.Namespace) -> int:
         )
         for r in runs
     ]
+    _table(header, rows)
+    return 0
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    return 0
+
+
+def _print_fleet(fleet: dict[str, Any]) -> None:
+    import time
+
+    from shopcrawl.fleet.status import human_age
+
+    shops = fleet["shops"]
+    if not shops and not fleet["queue_depth"] and not fleet["workers_alive"]:
+        return
+    due = sum(1 for s in shops if s["due"])
+    overdue = sum(1 for s in shops if s["overdue"])
+    print(
+        f"fleet: {fleet['workers_alive']} workers alive; queue {fleet['queue_depth']}, running "
+        f"{fleet['running']}, retrying {fleet['retrying']}, parked {len(fleet['parked'])}; "
+        f"{len(shops)} shops, {due} due, {overdue} overdue"
+    )
+    now = time.time()
+    rows = []
+    for s in shops:
+        next_due = "-" if s["next_due"] is None else f"in {max(0, int(s['next_due'] - now))} s"
+        rows.append(
+            (
+                s["seller"],
+                s["api"],
+                s["state"] + (" OVERDUE" if s["overdue"] else ""),
+                next_due,
+                s["last_status"] or "-",
+                s["last_complete_run"] or "-",
+                human_age(s["last_complete_age"]),
+            )
+        )
+    if rows:
+        _table(("SELLER", "API", "STATE", "NEXT DUE", "LAST RUN", "LAST COMPLETE RUN", "AGE"), rows)
+    for p in fleet["parked"]:
+        print(f"parked: {p['shop']} after {p.get('attempts', 0)} attempts: {p.get('reason', '')}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--platform", choices=PLATFORMS, default="taobao", help="the gateway's platform (default taobao)"
     )
     demo.set_defaults(func=_demo)
-    status = sub.add_parser("status", help="show the live state of distributed runs in Redis")
+    status = sub.add_parser(
+        "status", help="show the fleet (queue, shops, parked jobs) and the live distributed runs in Redis"
+    )
     status.add_argument("--seller", help="only this seller's runs")
     status.add_argument(
         "--redis-url", default=os.environ.get("REDIS_URL"), help="Redis to read (default: $REDIS_URL)"
@@ -120,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shopcrawl.auth.cli import add_parser as add_auth_parser
 
     add_auth_parser(sub)
+    from shopcrawl.fleet.cli import add_parser as add_fleet_parser
+
+    add_fleet_parser(sub)
     return parser
 
 

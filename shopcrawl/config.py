@@ -76,6 +76,8 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     "SHOPCRAWL_ALERT_PRICE_DROP": (None, "alert on a price drop of at least this percent (empty = off)"),
     "SHOPCRAWL_ALERT_PRICE_RISE": (None, "alert on a price rise of at least this percent (empty = off)"),
     "SHOPCRAWL_ALERT_ON": ("", "comma list of new, delisted, relisted, sold_out, restocked to alert on"),
+    "SHOPCRAWL_JOB_RETRIES": (3, "fleet: times a failed shop job is retried before it is parked"),
+    "SHOPCRAWL_JOB_BACKOFF": ("30s", "fleet: the first retry's delay; it doubles per retry (at most 1 h)"),
     "SHOPCRAWL_DETAIL_MAX_AGE": (
         "7d",
         "incremental crawls re-fetch a detail older than this: seconds, or e.g. 7d, 12h, 30m",
@@ -118,6 +120,15 @@ def _duration(settings: SettingsLike, name: str) -> float:
     if not 0 <= value <= 10 * 365 * 86400:
         raise ConfigError(f"{name} must be between 0 and 10 years, got {raw!r}")
     return value
+
+
+def job_retries(settings: SettingsLike) -> int:
+    value: int = _number(settings, "SHOPCRAWL_JOB_RETRIES", int, 0, 1000)
+    return value
+
+
+def job_backoff(settings: SettingsLike) -> float:
+    return _duration(settings, "SHOPCRAWL_JOB_BACKOFF")
 
 
 def token_min_ttl(settings: SettingsLike) -> float:
