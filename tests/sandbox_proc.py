@@ -60,14 +60,25 @@ class SandboxProc:
     def reset_stats(self) -> Any:
         return self._control("/_sandbox/reset-stats", {})
 
-    def mutate(self, **kinds: int) -> Any:
-        return self._control("/_sandbox/mutate", kinds)
+    def mutate(self, seller: str | None = None, **kinds: int) -> Any:
+        """``POST /_sandbox/mutate``: change the shop of ``seller`` (None: the default shop)."""
+        body = kinds if seller is None else {"seller": seller, **kinds}
+        return self._control("/_sandbox/mutate", body)
 
-    def shop(self, include_instock: bool = False) -> Any:
-        return self._control("/_sandbox/shop" + ("?all=1" if include_instock else ""))
+    def shop(self, seller: str | None = None, include_instock: bool = False) -> Any:
+        """``GET /_sandbox/shop``: the items of the shop of ``seller`` (None: the default shop)."""
+        query = {"seller": seller} if seller is not None else {}
+        if include_instock:
+            query["all"] = "1"
+        return self._control("/_sandbox/shop" + ("?" + urllib.parse.urlencode(query) if query else ""))
 
-    def bad_items(self) -> Any:
-        return self._control("/_sandbox/bad-items")
+    def shops(self) -> Any:
+        """``GET /_sandbox/shops``: ``[{"seller", "items", "session"}]``, the default shop first."""
+        return self._control("/_sandbox/shops")
+
+    def bad_items(self, seller: str | None = None) -> Any:
+        query = "?" + urllib.parse.urlencode({"seller": seller}) if seller is not None else ""
+        return self._control("/_sandbox/bad-items" + query)
 
     def oauth(self) -> Any:
         """``GET /_sandbox/oauth``: OAuth call counts, expired-token answers, lifetimes, live tokens."""

@@ -1,9 +1,11 @@
 """A local emulator of Taobao TOP ``router/rest`` for tests, demos and benchmarks.
 
-Modules: ``synth`` (deterministic synthetic items), ``shop`` (the shop, listing indexes, mutations),
-``checks`` (request validation and error codes), ``render`` (JSON/XML envelopes), ``faults`` (QPS bans
-and fault injection), ``stats`` (counters and call log), ``app`` (aiohttp handlers and control
-endpoints), ``server`` (the command line). Each module's docstring lists the choices it makes where
+Modules: ``synth`` (deterministic synthetic items), ``shop`` (a shop, listing indexes, mutations),
+``shops`` (the default and ``--shops`` shops, and which one a call names), ``checks`` (request
+validation and error codes), ``render`` (JSON/XML envelopes), ``faults`` (QPS bans and fault
+injection), ``stats`` (counters and call log), ``app`` (the TOP handler and the endpoint list),
+``control`` (the control endpoints), ``aop`` / ``gateway`` / ``oauth`` (the other APIs), ``server``
+(the command line). Each module's docstring lists the choices it makes where
 the protocol reference marks the real behaviour [unconfirmed].
 """
 

@@ -4,8 +4,9 @@ The same items TOP sees, in AOP's shapes (§7.1 of the protocol doc). Order of h
 query and form params merged, the query string winning): app key (400 ``gw.AppKeyNotFound``) →
 ``_aop_signature`` present (400 ``gw.ParamMissing``) and right (400 ``gw.SignatureInvalid``) →
 ``_aop_timestamp`` within 600 s (400 ``gw.TimestampInvalid``) → known API (400 ``gw.APIUnsupported``) →
-``access_token`` (``--session`` or a live token the OAuth endpoints issued; else 401 ``"401"``, the same
-body for an issued token past its expiry, which is recorded as outcome ``session_expired``) → quota
+``access_token`` (``--session``, ``<--session>-shop-NNN`` for an extra shop, or a live token the OAuth
+endpoints issued; else 401 ``"401"``, the same body for an issued token past its expiry, which is
+recorded as outcome ``session_expired``; the token selects the shop, see ``shops``) → quota
 (``--quota-ban-seconds``: 429 ``gw.NoUsageLeftError``) → QPS limiter (429 ``gw.QpsOverLimit``) → fault
 draw (5xx / timeout; an ``isp`` fault answers HTTP 500) → business params and the answer → truncated /
 garbled faults.
@@ -40,6 +41,7 @@ from aiohttp import web
 
 from shopcrawl.platforms.aop import protocol as aop
 
+from .shop import Shop
 from .synth import HOSTILE_EXTRAS, Item
 
 if TYPE_CHECKING:
@@ -192,8 +194,7 @@ class AopApi:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        self._sorted_version = -1
-        self._by_id: list[Item] = []
+        self._by_id: dict[str, tuple[int, list[Item]]] = {}  # seller -> (shop version, on-sale items)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         sandbox, config = self.sandbox, self.sandbox.config
@@ -206,8 +207,11 @@ class AopApi:
                     params.setdefault(key, value)
         request_id = sandbox._request_id()
         fault: str | None = None
+        seller: str | None = None
         try:
             self._check(api, app_key, params, now)
+            shop = sandbox.token_shop(params["access_token"])
+            seller = shop.nick
             if config.quota_ban_seconds > 0:
                 raise AopError(429, "gw.NoUsageLeftError", "SLA bill has no usage left", "quota")
             refused = sandbox.limiter.admit((app_key, api), now)
@@ -217,12 +221,12 @@ class AopApi:
                     sandbox.stats.add_ban(now, until)
                 raise AopError(429, aop.QPS_OVER_LIMIT, "qps over limit", "ban", until)
             fault = sandbox.faults.draw()
-            failed = await sandbox.transport_fault(fault, now, api)
+            failed = await sandbox.transport_fault(fault, now, api, seller)
             if failed is not None:
                 return failed
             if fault == "isp":
                 raise AopError(500, "isp.remote-service-error", "remote service error", "isp")
-            body = self._listing(params) if api == aop.LISTING_API else self._detail(params)
+            body = self._listing(shop, params) if api == aop.LISTING_API else self._detail(shop, params)
             status, outcome = 200, "ok" if b'"success":true' in body[:64] else "business"
         except AopError as error:
             answer = {"error_code": error.code, "error_message": error.message, "request_id": request_id}
@@ -230,10 +234,10 @@ class AopApi:
                 answer["exception"] = error.message
             body = dumps(answer)
             status, outcome = error.status, error.outcome
-            sandbox.stats.record(now, api, outcome, error.ban_until)
+            sandbox.stats.record(now, api, outcome, error.ban_until, seller)
             return web.Response(status=status, body=body, content_type=_JSON, charset="utf-8")
         body, outcome = sandbox.body_fault(fault, body, outcome)
-        sandbox.stats.record(now, api, outcome, None)
+        sandbox.stats.record(now, api, outcome, None, seller)
         return web.Response(status=status, body=body, content_type=_JSON, charset="utf-8")
 
     def _check(self, api: str, app_key: str, params: dict[str, str], now: float) -> None:
@@ -252,20 +256,20 @@ class AopApi:
         if api not in (aop.LISTING_API, aop.DETAIL_API):
             raise AopError(400, "gw.APIUnsupported", f"API {api} is not supported", "auth")
         token = params.get("access_token", "")
-        if token != creds.session:
+        if self.sandbox.shops.seller_of_session(token) is None:
             state = self.sandbox.tokens.api_state("1688", token, now)
             outcome = "session_expired" if state == "expired" else "auth"
             if state != "live":
                 raise AopError(401, aop.UNAUTHORISED, "Request need user authorized", outcome)
 
-    def _onsale_by_id(self) -> list[Item]:
-        shop = self.sandbox.shop
-        if self._sorted_version != shop.version:
-            self._by_id = sorted((i for i in shop.all_items() if i.onsale), key=lambda i: i.num_iid)
-            self._sorted_version = shop.version
-        return self._by_id
+    def _onsale_by_id(self, shop: Shop) -> list[Item]:
+        version, items = self._by_id.get(shop.nick, (-1, []))
+        if version != shop.version:
+            items = sorted((i for i in shop.all_items() if i.onsale), key=lambda i: i.num_iid)
+            self._by_id[shop.nick] = shop.version, items
+        return items
 
-    def _listing(self, params: dict[str, str]) -> bytes:
+    def _listing(self, shop: Shop, params: dict[str, str]) -> bytes:
         page_no, page_size = _positive(params, "pageNo"), _positive(params, "pageSize")
         order = params.get("orderByCondition", "ID")
         if order != "ID":
@@ -273,18 +277,18 @@ class AopApi:
         status_list = params.get("statusList", '["published"]')
         if "published" not in status_list:
             raise AopError(400, "gw.ParamInvalid", "statusList must include published", "params")
-        items = self._onsale_by_id()
+        items = self._onsale_by_id(shop)
         if params.get("orderByType", "ASC").upper() == "DESC":
             items = items[::-1]
         size = min(page_size, PAGE_SIZE_MAX)
         page = items[(page_no - 1) * size : page_no * size]
         return dumps({"success": True, "totalRecords": len(items), "result": [listing_row(i) for i in page]})
 
-    def _detail(self, params: dict[str, str]) -> bytes:
+    def _detail(self, shop: Shop, params: dict[str, str]) -> bytes:
         product_id = _positive(params, "productID")
         if params.get("webSite") not in ("1688", "alibaba"):
             raise AopError(400, "gw.ParamMissing", "webSite is missing or invalid", "params")
-        item = self.sandbox.shop.get(product_id)
+        item = shop.get(product_id)
         if item is None or item.vanish:
             return dumps(
                 {

@@ -18,7 +18,8 @@ Codes and msgs follow §1.5 of the protocol doc. Choices it leaves open [unconfi
   请细化搜索条件，例如根据修改时间分段获取商品`` (one line; wording after the API doc's page_no note,
   which says the API "will report an error" past the cap; the real sub_code/sub_msg are unknown).
 - ``num_iids``: duplicates are returned once, in first-seen order; more than 20 distinct ids is 41.
-- ``session``: ``--session`` is always accepted; a session the OAuth endpoints issued is accepted until
+- ``session``: ``--session`` is always accepted (and, with ``--shops``, ``<--session>-shop-NNN``, which
+  ``Sandbox`` passes as live through ``issued``); a session the OAuth endpoints issued is accepted until
   it expires, then answered 27 ``Invalid session:session-expired`` / ``session-expired`` with no
   ``sub_msg`` (the body §8.1 A3 quotes); any other value keeps 27 ``invalid-sessionkey``.
 """

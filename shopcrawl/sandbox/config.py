@@ -17,9 +17,14 @@ OPTION_HELP: dict[str, str] = {
     "api": "which API's base URL to print first: " + ", ".join(BASE_PATHS) + " (the sandbox serves all)",
     "host": "interface to bind (loopback by default)",
     "port": "TCP port; 0 lets the OS pick one (the URL printed first on stdout has the real port)",
-    "items": "number of on-sale items in the synthetic shop",
-    "seed": "seed of the synthetic shop and of the fault draws (same seed, same shop)",
-    "seller": "seller nick of every item",
+    "items": "number of on-sale items in the default synthetic shop",
+    "seed": "seed of the default shop (extra shop k: seed + k) and of the fault draws (same seed, same shop)",
+    "seller": "seller nick of every item of the default shop",
+    "shops": "number of extra shops served besides the default one, named shop-001 ... shop-N; shop k has "
+    "seed --seed + k and is built on its first use; TOP and 1688 select it with the session "
+    "'<--session>-shop-NNN', the gateway with shop_id shop-NNN",
+    "shop_items": "item counts of the --shops shops: MIN for shop-001, MAX for the last, spread "
+    "geometrically between",
     "max_skus": "maximum SKUs per item (about 10%% of items have none)",
     "page_cap": "largest page_no*page_size accepted by taobao.items.onsale.get (code 41 above it)",
     "app_key": "the only app_key accepted (others get code 29)",
@@ -34,13 +39,14 @@ OPTION_HELP: dict[str, str] = {
     "rate_truncated": "probability (0..1) that a JSON body is cut at about half its length (HTTP 200)",
     "rate_garbled": "probability (0..1) that the body is replaced by non-JSON bytes (HTTP 200)",
     "rate_isp": "probability (0..1) of a code-15 isp.* remote service error",
-    "invalid_items": "number of items whose data is deliberately invalid (bad price, HTML title, ...)",
-    "isv_items": "number of items that make any taobao.items.seller.list.get call containing them fail "
-    "with isv.item-data-error",
-    "vanish_items": "number of items that are listed but omitted by every detail call, as if deleted "
-    "between listing and detail",
-    "hostile_items": "number of items whose detail records carry keys like $set, $where, a.b and a NUL, "
-    "and whose SKU property names look like operators ($inc, x.y)",
+    "invalid_items": "number of default-shop items whose data is deliberately invalid (bad price, HTML "
+    "title, ...)",
+    "isv_items": "number of default-shop items that make any taobao.items.seller.list.get call containing "
+    "them fail with isv.item-data-error",
+    "vanish_items": "number of default-shop items that are listed but omitted by every detail call, as if "
+    "deleted between listing and detail",
+    "hostile_items": "number of default-shop items whose detail records carry keys like $set, $where, a.b "
+    "and a NUL, and whose SKU property names look like operators ($inc, x.y)",
     "call_log": "append one JSON line per API call to this file (t, method, outcome, ban_until)",
     "quota_ban_seconds": "if > 0, answer every API call with code 7 "
     "accesscontrol.limited-by-app-access-count and a ban of this many seconds",
@@ -59,6 +65,7 @@ _NON_NEGATIVE = (
     "port",
     "items",
     "max_skus",
+    "shops",
     "qps",
     "ban_seconds",
     "timeout_delay",
@@ -80,6 +87,8 @@ class SandboxConfig:
     items: int = 3000
     seed: int = 1
     seller: str = "demo"
+    shops: int = 0
+    shop_items: str = "200-5000"
     max_skus: int = 5
     page_cap: int = 20000
     app_key: str = "sandbox-app-key"
@@ -135,6 +144,34 @@ class SandboxConfig:
         for name in ("app_key", "app_secret", "session", "seller"):
             if not getattr(self, name).strip():
                 raise ValueError(f"--{_flag(name)} must not be empty")
+        item_range(self.shop_items)
+        if self.seller in shop_names(self.shops):
+            raise ValueError(f"--seller {self.seller!r} is the name of one of the --shops shops")
+
+    def shop_sizes(self) -> list[int]:
+        """The item count of each extra shop, shop-001 first."""
+        low, high = item_range(self.shop_items)
+        count = self.shops
+        if count == 1:
+            return [low]
+        return [round(low * (high / low) ** ((k - 1) / (count - 1))) for k in range(1, count + 1)]
+
+
+def shop_names(count: int) -> list[str]:
+    """``shop-001`` ... ``shop-<count>``: three digits, more when ``count`` needs them."""
+    width = max(3, len(str(count)))
+    return [f"shop-{k:0{width}d}" for k in range(1, count + 1)]
+
+
+def item_range(text: str) -> tuple[int, int]:
+    """``(MIN, MAX)`` of a ``--shop-items`` value ``MIN-MAX``; ``ValueError`` unless 1 <= MIN <= MAX."""
+    low, dash, high = text.strip().partition("-")
+    if not (dash and low.isascii() and low.isdigit() and high.isascii() and high.isdigit()):
+        raise ValueError(f"--shop-items must be MIN-MAX, two whole numbers such as 200-5000, got {text!r}")
+    bounds = int(low), int(high)
+    if bounds[0] < 1 or bounds[1] < bounds[0]:
+        raise ValueError(f"--shop-items MIN-MAX needs 1 <= MIN <= MAX, got {text!r}")
+    return bounds
 
 
 def _flag(name: str) -> str:

@@ -10,7 +10,8 @@ Choices the protocol doc leaves open [unconfirmed]:
 
 - Page size ``--gateway-page-size``, depth cap ``--gateway-max-pages``; ``page_count`` =
   min(cap, pages of the query); a page past it, or past the end, answers ``"2000"``. ``shop_id`` must be
-  the ``--seller`` nick; another shop answers ``"2000"``.
+  a served shop's nick (``--seller`` or ``shop-NNN``); another shop answers ``"2000"``. ``item_get``
+  finds the item in any shop (see ``shops``).
 - Sorts: taobao ``new`` ``bid`` ``_bid`` ``sale`` ``_sale``, 1688 ``bid`` ``_bid`` ``_sale`` ``_credit``
   ``time`` (no sort: ``bid``). ``bid`` is (price, num_iid) ascending and ``_bid`` its exact reverse;
   ``sale`` is (sales, num_iid) and ``_sale`` its reverse; ``new``/``time`` newest listed first
@@ -42,6 +43,7 @@ from aiohttp import web
 from shopcrawl.money import PriceError, format_fen, to_fen
 
 from .render import format_time
+from .shop import Shop
 from .synth import HOSTILE_EXTRAS, Item
 
 if TYPE_CHECKING:
@@ -133,7 +135,7 @@ class GatewayApi:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.config = sandbox.config
-        self.orders = Orders()
+        self._orders: dict[str, Orders] = {}  # per seller
         self._errors = cycle(("4000", "4001", "4002"))
         self._apis: dict[str, Callable[[str, dict[str, str]], dict[str, Any]]] = {
             "item_search_shop": self._listing,
@@ -148,17 +150,19 @@ class GatewayApi:
         params = {k: v for k, v in request.query.items() if v.strip()}
         request_id = sandbox._request_id()
         fault: str | None = None
+        seller: str | None = None
         try:
             if platform not in PLATFORMS:
                 raise GatewayError("4003", f"unknown platform {platform!r}")
             if params.get("key") != self.config.app_key or params.get("secret") != self.config.app_secret:
                 raise GatewayError("4005", error="auth-failed", outcome="auth")
+            seller = self._seller(api, params)
             if self.config.quota_ban_seconds > 0:
                 raise GatewayError("4007", error="quota-spent", outcome="quota")
             if sandbox.limiter.admit((self.config.app_key, api), now) is not None:
                 raise GatewayError("4000", "too many requests per second", "qps-limit", outcome="qps")
             fault = sandbox.faults.draw()
-            failed = await sandbox.transport_fault(fault, now, api)
+            failed = await sandbox.transport_fault(fault, now, api, seller)
             if failed is not None:
                 return failed
             if fault == "isp":
@@ -172,10 +176,20 @@ class GatewayApi:
             outcome = error.outcome
         data = dumps(body)
         data, outcome = sandbox.body_fault(fault, data, outcome)
-        sandbox.stats.record(now, api, outcome, None)
+        sandbox.stats.record(now, api, outcome, None, seller)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s/%s -> %s", request_id, platform, api, outcome)
         return web.Response(body=data, content_type="application/json", charset="utf-8")
+
+    def _seller(self, api: str, params: dict[str, str]) -> str | None:
+        """The served shop a call names: ``item_search_shop``'s ``shop_id``, ``item_get``'s item's shop."""
+        shops = self.sandbox.shops
+        if api == "item_search_shop":
+            shop = shops.get(params.get("shop_id", ""))
+            return None if shop is None else shop.nick
+        raw = params.get("num_iid", "")
+        found = shops.find_item(int(raw)) if raw.isascii() and raw.isdigit() else None
+        return None if found is None else found[0].nick
 
     def _envelope(self, code: str, platform: str, request_id: str) -> dict[str, Any]:
         return {
@@ -191,10 +205,10 @@ class GatewayApi:
 
     # -- item_search_shop ------------------------------------------------------------------------
 
-    def _matching(self, platform: str, sort: str, params: dict[str, str]) -> list[Item]:
-        shop = self.sandbox.shop
-        self.orders.sync(shop.version, [i for i in shop.all_items() if i.onsale])
-        ordered = self.orders.by_sort[sort]
+    def _matching(self, shop: Shop, platform: str, sort: str, params: dict[str, str]) -> list[Item]:
+        orders = self._orders.setdefault(shop.nick, Orders())
+        orders.sync(shop.version, [i for i in shop.all_items() if i.onsale])
+        ordered = orders.by_sort[sort]
         if platform != "1688" or not ("start_price" in params or "end_price" in params):
             return ordered
         try:
@@ -203,9 +217,9 @@ class GatewayApi:
         except PriceError as exc:
             raise GatewayError("4003", f"start_price/end_price: {exc}") from None
         if sort in ("bid", "_bid"):
-            lo = bisect_left(self.orders.bid_fen, low)
-            hi = len(ordered) if high is None else max(lo, bisect_right(self.orders.bid_fen, high))
-            window = self.orders.by_sort["bid"][lo:hi]
+            lo = bisect_left(orders.bid_fen, low)
+            hi = len(ordered) if high is None else max(lo, bisect_right(orders.bid_fen, high))
+            window = orders.by_sort["bid"][lo:hi]
             return window if sort == "bid" else window[::-1]
         return [i for i in ordered if low <= _fen(i.price) and (high is None or _fen(i.price) <= high)]
 
@@ -219,12 +233,13 @@ class GatewayApi:
         page_no = int(page)
         if "shop_id" not in params:
             raise GatewayError("4003", "shop_id is required")
-        found = self._matching(platform, sort, params) if params["shop_id"] == self.config.seller else []
+        shop = self.sandbox.shops.get(params["shop_id"])
+        found = [] if shop is None else self._matching(shop, platform, sort, params)
         size = self.config.gateway_page_size
         page_count = min(self.config.gateway_max_pages, math.ceil(len(found) / size))
         if page_no > page_count:
             raise GatewayError("2000", error="no-result")
-        rows = [self._row(item) for item in found[(page_no - 1) * size : page_no * size]]
+        rows = [self._row(item, params["shop_id"]) for item in found[(page_no - 1) * size : page_no * size]]
         odd = page_no % 2 == 1
         return {
             "items": {
@@ -239,7 +254,7 @@ class GatewayApi:
             }
         }
 
-    def _row(self, item: Item) -> dict[str, Any]:
+    def _row(self, item: Item, shop_id: str) -> dict[str, Any]:
         number = item.num_iid % 3 == 0
         return {
             "num_iid": _id(item.num_iid),
@@ -250,7 +265,7 @@ class GatewayApi:
             "quantity": _count(item.num, item.num_iid),
             "pic_url": item.pic_url,
             "seller_nick": item.nick,
-            "shop_id": self.config.seller,
+            "shop_id": shop_id,
             "detail_url": f"https://item.example.invalid/item.htm?id={item.num_iid}",
         }
 
@@ -260,12 +275,13 @@ class GatewayApi:
         raw = params.get("num_iid", "")
         if not raw.isascii() or not raw.isdigit():
             raise GatewayError("4003", f"num_iid must be an item id, got {raw!r}")
-        item = self.sandbox.shop.get(int(raw))
-        if item is None or not item.onsale or item.vanish or item.isv:
+        found = self.sandbox.shops.find_item(int(raw))
+        if found is None or not found[1].onsale or found[1].vanish or found[1].isv:
             raise GatewayError("2000", "商品没找到", "item-not-found", outcome="not_found")
-        return {"item": self._record(platform, item)}
+        shop, item = found
+        return {"item": self._record(platform, item, shop.nick)}
 
-    def _record(self, platform: str, item: Item) -> dict[str, Any]:
+    def _record(self, platform: str, item: Item, shop_id: str) -> dict[str, Any]:
         number = item.num_iid % 3 == 0
         record: dict[str, Any] = {
             "num_iid": _id(item.num_iid),
@@ -283,8 +299,8 @@ class GatewayApi:
             "props_list": {
                 pair: f"{pair.split(':')[0]}:{pair.split(':')[1]}" for pair in item.props.split(";")
             },
-            "seller_id": self.config.seller,
-            "shop_id": self.config.seller,
+            "seller_id": shop_id,
+            "shop_id": shop_id,
         }
         if item.num_iid % 7 != 0:
             record["modified_time"] = format_time(item.modified)

@@ -19,7 +19,7 @@ from dataclasses import fields
 from aiohttp import web
 
 from .app import create_app
-from .config import BASE_PATHS, OPTION_HELP, SandboxConfig
+from .config import BASE_PATHS, OPTION_HELP, SandboxConfig, shop_names
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_METAVARS = {"token_ttl": "SECONDS", "refresh_ttl": "SECONDS"}
+_METAVARS = {"token_ttl": "SECONDS", "refresh_ttl": "SECONDS", "shops": "N", "shop_items": "MIN-MAX"}
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "str | None": str}
 
 
@@ -94,6 +94,17 @@ async def serve(config: SandboxConfig) -> int:
             config.seed,
             config.app_key,
         )
+        if config.shops:
+            sizes, names = config.shop_sizes(), shop_names(config.shops)
+            logger.info(
+                "%d more shops, %s ... %s (%d to %d items, %d in all), each built on its first use",
+                config.shops,
+                names[0],
+                names[-1],
+                sizes[0],
+                sizes[-1],
+                sum(sizes),
+            )
         logger.info(
             "OAuth: TOP at http://%s:%s/oauth/top (authorize, token), 1688 at /oauth/1688/authorize and "
             "/openapi/param2/1/system.oauth2/ (getToken, postponeToken); tokens live %.0f s, refresh %.0f s",
