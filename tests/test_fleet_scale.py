@@ -7,6 +7,7 @@ Marked serial: it measures timing, so scripts/test.sh runs it after the rest, al
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -31,23 +32,53 @@ def _grants(path: Path, shops: list[dict]) -> None:
     file = CredentialsFile(path)
     far = time.time() + 365 * 86400
     grants = [
-        Grant(api="top", app_key="sandbox-app-key", seller=s["seller"], access_token=s["session"],
-              expires_at=far, nick=s["seller"], obtained_at=time.time())
-        for s in shops if s["seller"].startswith("shop-")
+        Grant(
+            api="top",
+            app_key="sandbox-app-key",
+            seller=s["seller"],
+            access_token=s["session"],
+            expires_at=far,
+            nick=s["seller"],
+            obtained_at=time.time(),
+        )
+        for s in shops
+        if s["seller"].startswith("shop-")
     ]
     with file.locked():
         file.save(grants)
 
 
 def _spawn(args: list[str], env: dict[str, str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
-    log = tmp_path / f"{name}.log"
-    return subprocess.Popen([sys.executable, "-m", "shopcrawl.cli", *args, *(("-s", f"LOG_FILE={log}") if args[0] == "worker" else ())],
-                            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{name}.err", "wb"))
+    logging = ["-s", f"LOG_FILE={tmp_path / name}.log"] if args[0] == "worker" else []
+    with open(tmp_path / f"{name}.err", "wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "shopcrawl.cli", *args, *logging],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
+def _busiest_second(times: list[float]) -> int:
+    """The most calls in any 1-second window (sliding, not aligned to whole seconds)."""
+    times = sorted(times)
+    worst, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - 1.0:
+            start += 1
+        worst = max(worst, end - start + 1)
+    return worst
 
 
 def _status(env: dict[str, str]) -> dict:
-    out = subprocess.run([sys.executable, "-m", "shopcrawl.cli", "status", "--json"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "shopcrawl.cli", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)["fleet"]
 
@@ -59,11 +90,25 @@ def _seconds(stamp: str) -> float:
 def test_fifty_shops_every_minute_for_five_minutes(sandbox_factory, tmp_path, redis_url):
     call_log = tmp_path / "calls.jsonl"
     sandbox = sandbox_factory(
-        "--items", "10", "--shops", str(SHOPS), "--shop-items", "200-5000", "--seed", "40",
-        "--qps", str(QPS), "--call-log", str(call_log),
+        "--items",
+        "10",
+        "--shops",
+        str(SHOPS),
+        "--shop-items",
+        "200-5000",
+        "--seed",
+        "40",
+        "--qps",
+        str(QPS),
+        "--call-log",
+        str(call_log),
     )
     shops = [s for s in sandbox.shops() if s["seller"].startswith("shop-")]
-    assert len(shops) == SHOPS and min(s["items"] for s in shops) == 200 and max(s["items"] for s in shops) == 5000
+    assert (
+        len(shops) == SHOPS
+        and min(s["items"] for s in shops) == 200
+        and max(s["items"] for s in shops) == 5000
+    )
     credentials = tmp_path / "conf" / "credentials.json"
     _grants(credentials, shops)
     schedule = tmp_path / "shops.toml"
@@ -74,8 +119,13 @@ def test_fifty_shops_every_minute_for_five_minutes(sandbox_factory, tmp_path, re
     env = crawl_env(
         sandbox.url,
         f"sqlite:///{tmp_path / 'shop.db'}",
-        {"REDIS_URL": redis_url, "SHOPCRAWL_SESSION": "", "SHOPCRAWL_CREDENTIALS": str(credentials),
-         "SHOPCRAWL_QPS": str(QPS), "SHOPCRAWL_PROGRESS_INTERVAL": "0"},
+        {
+            "REDIS_URL": redis_url,
+            "SHOPCRAWL_SESSION": "",
+            "SHOPCRAWL_CREDENTIALS": str(credentials),
+            "SHOPCRAWL_QPS": str(QPS),
+            "SHOPCRAWL_PROGRESS_INTERVAL": "0",
+        },
     )
     procs: dict[str, subprocess.Popen[bytes]] = {}
     started = time.monotonic()
@@ -120,7 +170,8 @@ def test_fifty_shops_every_minute_for_five_minutes(sandbox_factory, tmp_path, re
                 proc.wait(timeout=10)
     with sqlite3.connect(tmp_path / "shop.db") as conn:
         rows = conn.execute(
-            "SELECT seller_id, run_id, status, coverage, started_at, finished_at FROM runs ORDER BY started_at"
+            "SELECT seller_id, run_id, status, coverage, started_at, finished_at FROM runs "
+            "ORDER BY started_at"
         ).fetchall()
         stored = dict(conn.execute("SELECT seller_id, COUNT(*) FROM items GROUP BY seller_id").fetchall())
     by_shop: dict[str, list[tuple]] = defaultdict(list)
@@ -131,11 +182,12 @@ def test_fifty_shops_every_minute_for_five_minutes(sandbox_factory, tmp_path, re
     assert statuses.keys() == {"complete"}, statuses  # nothing lost to the SIGTERM or the SIGKILL
     for seller, runs in by_shop.items():
         assert DURATION // INTERVAL <= len(runs) <= DURATION // INTERVAL + 1, (seller, len(runs))
-        for (_, _, _, _, end), (_, _, _, begin, _) in zip(runs, runs[1:]):
+        for (_, _, _, _, end), (_, _, _, begin, _) in itertools.pairwise(runs):
             assert end <= begin, f"two runs of {seller} overlap"
         assert all(coverage == 1.0 for _, _, coverage, _, _ in runs)
     assert stored == {s["seller"]: s["items"] for s in shops}
     assert worst_age and max(worst_age) <= 2 * INTERVAL, max(worst_age)
-    per_second = Counter(int(json.loads(line)["t"]) for line in call_log.read_text().splitlines())
-    assert max(per_second.values()) <= QPS
+    sent = [json.loads(line)["t"] for line in call_log.read_text().splitlines()]
+    assert len(sent) > SHOPS * DURATION // INTERVAL  # every run's listing at least
+    assert _busiest_second(sent) <= QPS
     assert sandbox.stats()["outcomes"].get("ban", 0) == 0
