@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from shopcrawl.distributed import keys as K
 from shopcrawl.sandbox.local import crawl_command, crawl_env
 
 SECRET, SESSION = "sentinel-secret-7Q2", "sentinel-session-K9Z"
@@ -165,8 +166,8 @@ def test_a_pickled_payload_in_the_queue_runs_no_code(sandbox_factory, tmp_path, 
             return (Path.touch, (marker,))
 
     client = redis.Redis.from_url(redis_url)
-    client.zadd("shopcrawl:run:demo:fixed-run:queue", {b"0123456789abcdef|" + pickle.dumps(Exploit()): -1e13})
-    client.set("shopcrawl:current:demo", "fixed-run")
+    client.zadd(K.RunKeys("demo", "fixed-run").queue, {b"0123456789abcdef|" + pickle.dumps(Exploit()): -1e13})
+    client.set(K.current_key("demo"), "fixed-run")
     client.close()
     procs = _workers(sandbox.url, tmp_path, redis_url, 1)
     assert _wait(procs) == [0]

@@ -8,12 +8,14 @@ import pytest
 import redis
 from scrapy.utils.test import get_crawler
 
+from shopcrawl.distributed import keys as K
 from shopcrawl.distributed.run import RunCoordinator
 from shopcrawl.distributed.scheduler import LEASE_META, LeasedQueue
 from shopcrawl.sandbox.local import SANDBOX_CREDENTIALS
 from shopcrawl.spiders.shop import ShopSpider
 
 T1, T2 = "2026-01-01T00:00:00+00:00", "2026-01-01T00:05:00+00:00"
+CURRENT = K.current_key("s1")
 
 
 @pytest.fixture
@@ -127,13 +129,13 @@ def test_exactly_one_worker_closes_the_run_and_the_next_crawl_starts_a_new_one(s
 def test_a_beat_keeps_the_worker_alive_and_the_run_current(server):
     coordinator = joined(server)
     server.delete(coordinator.keys.heartbeat(coordinator.worker))
-    server.delete("shopcrawl:current:s1")
+    server.delete(CURRENT)
     coordinator.beat()
     assert 0 < server.pttl(coordinator.keys.heartbeat(coordinator.worker)) <= 10_000
-    assert server.get("shopcrawl:current:s1") == b"run-a"
+    assert server.get(CURRENT) == b"run-a"
     coordinator.try_close()
     coordinator.beat()  # a closed run is never made current again
-    assert server.get("shopcrawl:current:s1") is None
+    assert server.get(CURRENT) is None
 
 
 def test_a_pointer_left_at_a_closed_run_starts_a_new_run_instead_of_joining_it(server):
@@ -142,9 +144,9 @@ def test_a_pointer_left_at_a_closed_run_starts_a_new_run_instead_of_joining_it(s
     # list nothing and exit 0).
     closed = joined(server)
     assert closed.try_close()
-    server.set("shopcrawl:current:s1", "run-a")
+    server.set(CURRENT, "run-a")
     assert joined(server, run_id="run-b").run_id == "run-b"
-    assert server.get("shopcrawl:current:s1") == b"run-b"
+    assert server.get(CURRENT) == b"run-b"
 
 
 def test_counters_add_each_workers_deltas_and_items_count_once(server):
@@ -174,9 +176,48 @@ def test_after_redis_lost_the_run_one_worker_redoes_it_and_both_carry_on(server)
     assert first.epoch == second.epoch and first.run_id == second.run_id == "run-a"
     assert (first.check_state(), second.check_state()) == ("ok", "ok")
     assert first.unacked() == 0  # the leases it waited for are gone with the state
-    assert server.get("shopcrawl:current:s1") == b"run-a"
+    assert server.get(CURRENT) == b"run-a"
     assert joined(server, run_id="run-z").run_id == "run-a"  # new workers join the same run
     assert second.claim("None|1", [1, 2]) == {1, 2}
     first.push_counters({"shopcrawl/api/calls": 6})  # its whole total again, not the +1
     assert first.counters() == {"shopcrawl/api/calls": 6}
     assert first.pending() == (0, 0)
+
+
+def run_ttls(server, coordinator) -> dict[str, int]:
+    """TTL in s of every key of the run in Redis (found by SCAN, not by the names CLOSE knows)."""
+    prefix = coordinator.keys.prefix.replace("[", "\\[").replace("]", "\\]").replace("*", "\\*")
+    return {key.decode(): server.ttl(key) for key in server.scan_iter(match=prefix + "*", count=1000)}
+
+
+def test_a_closed_runs_keys_expire_within_an_hour_whatever_late_workers_do(server):
+    closer, late = joined(server), joined(server)
+    leased(server, late, (1,))  # a lease, the dupefilter and seq (the queue is empty again)
+    closer.claim("None|1", [1, 2])
+    closer.stored([2], {"shopcrawl/api/calls": 3})
+    server.sadd(closer.keys.workers, "gone")
+    server.set(closer.keys.heartbeat("gone"), "1")  # a heartbeat without a TTL: CLOSE bounds it too
+    keys = closer.keys
+    before = run_ttls(server, closer)
+    named = {keys.meta, keys.workers, keys.dupefilter, keys.seq, keys.owner, keys.counters, keys.done}
+    assert {k for k, ttl in before.items() if ttl > K.CLOSED_TTL_SECONDS} == named | {
+        keys.leases(late.worker)
+    }
+    assert closer.try_close()
+    after = run_ttls(server, closer)
+    assert after.keys() == before.keys() | {keys.closed}
+    assert all(0 < ttl <= K.CLOSED_TTL_SECONDS for ttl in after.values()), after
+    assert server.pttl(closer.keys.heartbeat(late.worker)) <= 10_000  # a heartbeat is never lengthened
+    # A worker that finishes after the close pushes its counters, looks for work, fails to close,
+    # beats and leaves: nothing it writes outlives the closed run.
+    late.stored([1], {"shopcrawl/api/calls": 5})
+    late.beat()
+    assert late.pending() == (0, 1) and not late.try_close()
+    s = spider()
+    queue = LeasedQueue(server, s, late)
+    assert queue.push(s._detail({"3": {}}), fingerprint="fp-3") and queue.pop() is not None
+    late.claim("None|2", [3])
+    late.leave()
+    final = run_ttls(server, closer)
+    assert all(0 < ttl <= K.CLOSED_TTL_SECONDS for ttl in final.values()), final
+    assert final.keys() >= {keys.meta, keys.closed, keys.counters}  # `shopcrawl status` still shows it

@@ -11,6 +11,7 @@ import redis
 from scrapy import Request
 from scrapy.utils.test import get_crawler
 
+from shopcrawl.distributed import keys as K
 from shopcrawl.distributed.scheduler import LEASE_META, LeasedScheduler
 from shopcrawl.sandbox.local import SANDBOX_CREDENTIALS
 from shopcrawl.spiders.shop import ShopSpider
@@ -47,7 +48,7 @@ def test_opening_joins_the_sellers_run(scheduler, redis_url):
     assert spider.run_id == "run-a" and scheduler.coordinator.run_id == "run-a"
     assert scheduler.crawler._shopcrawl_run is scheduler.coordinator
     assert spider.ledger is scheduler.coordinator
-    assert redis.Redis.from_url(redis_url).get("shopcrawl:current:s1") == b"run-a"
+    assert redis.Redis.from_url(redis_url).get(K.current_key("s1")) == b"run-a"
 
 
 def test_a_request_comes_back_as_it_was_queued(scheduler):

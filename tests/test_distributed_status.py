@@ -100,3 +100,18 @@ def test_calls_per_second_counts_the_last_ten_whole_seconds_of_every_app_key(ser
 
 def test_no_runs_and_no_calls(server):
     assert run_statuses(server) == [] and calls_per_second(server) == 0.0
+
+
+def test_sellers_with_braces_colons_or_glob_characters_are_shown_and_filtered_exactly(server):
+    for n, seller in enumerate(["shop{1}:a", "shop%7B1%7D:a", "x*", "xy", "a:b"]):
+        RunCoordinator(server, seller).join(f"{seller}-run:{n}", f"2026-01-0{n + 1}T00:00:00+00:00")
+    assert [(s.seller_id, s.run_id) for s in run_statuses(server)] == [
+        ("a:b", "a:b-run:4"),
+        ("xy", "xy-run:3"),
+        ("x*", "x*-run:2"),
+        ("shop%7B1%7D:a", "shop%7B1%7D:a-run:1"),
+        ("shop{1}:a", "shop{1}:a-run:0"),
+    ]
+    for seller in ["shop{1}:a", "x*", "a:b", "shop%7B1%7D:a"]:
+        assert [s.seller_id for s in run_statuses(server, seller)] == [seller]
+    assert run_statuses(server, "a") == [] and run_statuses(server, "shop{1}") == []

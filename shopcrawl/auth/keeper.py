@@ -21,6 +21,7 @@ from typing import Any
 
 from shopcrawl.auth.grants import CredentialsFile, Grant
 from shopcrawl.auth.oauth import POSTPONE_WINDOW_SECONDS, AopOAuth, OAuthClient, OAuthError
+from shopcrawl.distributed import keys as K
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def login_hint(api: str) -> str:
 
 def lock_key(grant: Grant) -> str:
     digest = hashlib.sha256(f"{grant.api}|{grant.app_key}|{grant.seller}".encode()).hexdigest()[:24]
-    return f"shopcrawl:auth:lock:{digest}"
+    return K.auth_lock_key(digest)
 
 
 class Keeper:

@@ -1,7 +1,23 @@
 """The Lua scripts that make each multi-key step atomic in Redis (a worker may die between any two
-commands, never inside a script)."""
+commands, never inside a script).
 
-# KEYS: current. ARGV: run_id, started_at, worker, ttl ms, current ttl s, seller's run key prefix.
+Every key one script touches, declared in KEYS or built from a prefix in ARGV, has the same hash tag
+(``keys.py``): one seller's run keys, or one app key's rate-limit keys. So each script runs on one
+Redis Cluster slot.
+"""
+
+# The TTL a script gives a run key: the run's TTL (ARGV) while the run is open; once it is closed,
+# no longer than its closed marker has left, so a late worker never keeps a closed run's keys.
+_RUN_TTL = """
+local function run_ttl(closed, ttl)
+  local left = redis.call('TTL', closed)
+  if left >= 0 and left < tonumber(ttl) then return math.max(left, 1) end
+  return ttl
+end
+"""
+
+# KEYS: current. ARGV: run_id, started_at, worker, ttl ms, current ttl s, the seller's runs prefix
+# (``keys.runs_prefix``: a run's keys are ``<prefix><run_id>:<name>``).
 # Joins the seller's current run, or starts one with the proposed id when there is none or the one
 # named has closed. Returns the run id.
 JOIN = """
@@ -13,78 +29,111 @@ end
 return run
 """
 
-# KEYS: heartbeat, workers, closed, current. ARGV: worker, heartbeat ttl ms, run_id, current ttl s.
-# A worker's heartbeat; it keeps the seller's current-run pointer alive while the run is open, in
-# one step, so that it cannot re-point the seller at a run another worker has just closed.
-BEAT = """
+# KEYS: heartbeat, workers, closed, current. ARGV: worker, heartbeat ttl ms, run_id, current ttl s,
+# run ttl s. A worker's heartbeat; it keeps the seller's current-run pointer alive while the run is
+# open, in one step, so that it cannot re-point the seller at a run another worker has just closed.
+BEAT = (
+    _RUN_TTL
+    + """
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], run_ttl(KEYS[3], ARGV[5]))
 if redis.call('EXISTS', KEYS[3]) == 0 then
   redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4])
 end
 return 1
 """
+)
 
-# KEYS: closed, current. ARGV: worker, run_id, run ttl s. Returns 1 for the one worker that closes
-# the run; it also clears the seller's current-run pointer if that still names this run.
+# KEYS: closed, current, workers, every other named key of the run. ARGV: worker, run_id, closed
+# ttl s, run key prefix. Returns 1 for the one worker that closes the run; it also clears the
+# seller's current-run pointer if that still names this run, and makes every key of the run (its
+# workers' heartbeats and leases too) expire within the closed ttl.
 CLOSE = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then return 0 end
 if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+local ttl = tonumber(ARGV[3])
+local function soon(key)
+  local left = redis.call('TTL', key)
+  if left == -1 or left > ttl then redis.call('EXPIRE', key, ttl) end
+end
+for _, w in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  soon(ARGV[4] .. 'hb:' .. w)
+  soon(ARGV[4] .. 'leases:' .. w)
+end
+for i = 3, #KEYS do soon(KEYS[i]) end
 return 1
 """
 
-# KEYS: meta, workers, heartbeat. ARGV: started_at, worker, ttl ms, run ttl s, epoch.
+# KEYS: meta, workers, heartbeat, closed. ARGV: started_at, worker, ttl ms, run ttl s, epoch.
 # Returns {started_at, epoch} of the run (the epoch names this copy of the run's state in Redis).
-REGISTER = """
+REGISTER = (
+    _RUN_TTL
+    + """
+local ttl = run_ttl(KEYS[4], ARGV[4])
 redis.call('HSETNX', KEYS[1], 'started_at', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[3])
 return {redis.call('HGET', KEYS[1], 'started_at'), redis.call('HGET', KEYS[1], 'epoch')}
 """
+)
 
-# KEYS: meta, current. ARGV: run_id, started_at, new epoch, run ttl s, current ttl s.
+# KEYS: meta, current, closed. ARGV: run_id, started_at, new epoch, run ttl s, current ttl s.
 # After Redis lost a run's state (restarted without persistence, failed over to an empty replica),
 # the first worker to call this makes the run's state anew and gets {epoch, 1}: it redoes the
 # listing. Later callers get {the epoch it made, 0}.
-RECOVER = """
+RECOVER = (
+    _RUN_TTL
+    + """
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if epoch then return {epoch, 0} end
 redis.call('HSET', KEYS[1], 'started_at', ARGV[2], 'epoch', ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], run_ttl(KEYS[3], ARGV[4]))
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[5])
 return {ARGV[3], 1}
 """
+)
 
-# KEYS: queue, dupefilter, seq, own leases. ARGV: fingerprint ('' = unfiltered), priority,
+# KEYS: queue, dupefilter, seq, own leases, closed. ARGV: fingerprint ('' = unfiltered), priority,
 # lease id, json payload, lease to release ('' = none), run ttl s. Returns 1 if queued.
-PUSH = """
+PUSH = (
+    _RUN_TTL
+    + """
 if ARGV[5] ~= '' then redis.call('HDEL', KEYS[4], ARGV[5]) end
+local ttl = run_ttl(KEYS[5], ARGV[6])
 if ARGV[1] ~= '' then
   if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ttl)
 end
 local seq = redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], ARGV[6])
+redis.call('EXPIRE', KEYS[3], ttl)
 redis.call('ZADD', KEYS[1], -tonumber(ARGV[2]) * 1e12 + seq, ARGV[3] .. '|' .. ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[1], ttl)
 return 1
 """
+)
 
-# KEYS: queue, own leases. ARGV: run ttl s. Moves the first request to this worker's leases.
-POP = """
+# KEYS: queue, own leases, closed. ARGV: run ttl s. Moves the first request to this worker's leases.
+POP = (
+    _RUN_TTL
+    + """
 local item = redis.call('ZPOPMIN', KEYS[1])
 if #item == 0 then return false end
 redis.call('HSET', KEYS[2], item[1], item[2])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], run_ttl(KEYS[3], ARGV[1]))
 return item[1]
 """
+)
 
-# KEYS: workers, queue. ARGV: run key prefix, worker whose leases go back ('' = only dead ones).
-# A worker is dead when its heartbeat key has expired. Returns the number of requests requeued.
-RECLAIM = """
+# KEYS: workers, queue, closed. ARGV: run key prefix, worker whose leases go back ('' = only dead
+# ones), run ttl s. A worker is dead when its heartbeat key has expired. Returns the number of
+# requests requeued.
+RECLAIM = (
+    _RUN_TTL
+    + """
 local moved = 0
 for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if w == ARGV[2] or (ARGV[2] == '' and redis.call('EXISTS', ARGV[1] .. 'hb:' .. w) == 0) then
@@ -98,8 +147,10 @@ for _, w in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('SREM', KEYS[1], w)
   end
 end
+if moved > 0 then redis.call('EXPIRE', KEYS[2], run_ttl(KEYS[3], ARGV[3])) end
 return moved
 """
+)
 
 # KEYS: workers, queue. ARGV: run key prefix. Returns {queued, leased by live or dead workers}.
 PENDING = """
@@ -110,19 +161,45 @@ end
 return {redis.call('ZCARD', KEYS[2]), leased}
 """
 
-# KEYS: owner. ARGV: page key, run ttl s, num_iid... Claims unclaimed ids for this listing page and
-# returns every id this page owns, so a page processed again (after a crash) yields the same ids.
-CLAIM = """
+# KEYS: owner, closed. ARGV: page key, run ttl s, num_iid... Claims unclaimed ids for this listing
+# page and returns every id this page owns, so a page processed again (after a crash) yields the
+# same ids.
+CLAIM = (
+    _RUN_TTL
+    + """
 local mine = {}
 for i = 3, #ARGV do
   redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1])
   if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then table.insert(mine, ARGV[i]) end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], run_ttl(KEYS[2], ARGV[2]))
 return mine
 """
+)
 
-# KEYS: gcra, ban for the method, ban for the whole app, calls prefix. ARGV: interval ms.
+# KEYS: counters, done, closed. ARGV: run ttl s, n, n num_iids accounted for, then triples of
+# counter name, 'i' (integer) or 'f' (float), the amount to add. A worker's counters and items.
+COUNT = (
+    _RUN_TTL
+    + """
+local ttl = run_ttl(KEYS[3], ARGV[1])
+local n = tonumber(ARGV[2])
+for i = 3, n + 2 do redis.call('SADD', KEYS[2], ARGV[i]) end
+for i = n + 3, #ARGV, 3 do
+  if ARGV[i + 1] == 'f' then
+    redis.call('HINCRBYFLOAT', KEYS[1], ARGV[i], ARGV[i + 2])
+  else
+    redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 2])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+return 1
+"""
+)
+
+# KEYS: gcra, ban for the method, ban for the whole app, calls prefix (the script appends the
+# second). ARGV: interval ms.
 # Returns {ms to wait, reserved}: reserved 0 means a ban is in force (wait, then ask again);
 # reserved 1 means a send slot is this worker's after waiting (GCRA over Redis server time).
 THROTTLE = """

@@ -55,8 +55,7 @@ class RunCoordinator:
     def join(self, proposed_run_id: str, started_at: str) -> tuple[str, str]:
         """Join the seller's run in progress, or start one. Returns (run_id, started_at ISO)."""
         current = K.current_key(self.seller_id)
-        prefix = K.RunKeys(self.seller_id, "").prefix[:-1]  # shopcrawl:run:<seller>:
-        args = [proposed_run_id, started_at, self.worker, 0, CURRENT_TTL_S, prefix]
+        args = [proposed_run_id, started_at, self.worker, 0, CURRENT_TTL_S, K.runs_prefix(self.seller_id)]
         run_id = self._run("JOIN", [current], args)
         self.run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
         self.keys = K.RunKeys(self.seller_id, self.run_id)
@@ -67,7 +66,7 @@ class RunCoordinator:
     def _register(self, started_at: str) -> None:
         started, epoch = self._run(
             "REGISTER",
-            [self.keys.meta, self.keys.workers, self.keys.heartbeat(self.worker)],
+            [self.keys.meta, self.keys.workers, self.keys.heartbeat(self.worker), self.keys.closed],
             [started_at, self.worker, HEARTBEAT_TTL_MS, K.RUN_TTL_SECONDS, secrets.token_hex(8)],
         )
         self.started_at, self.epoch = _text(started), _text(epoch)
@@ -83,7 +82,7 @@ class RunCoordinator:
             return "ok"
         won = 0
         if epoch is None:
-            keys = [self.keys.meta, K.current_key(self.seller_id)]
+            keys = [self.keys.meta, K.current_key(self.seller_id), self.keys.closed]
             args = [self.run_id, self.started_at, secrets.token_hex(8), K.RUN_TTL_SECONDS, CURRENT_TTL_S]
             epoch, won = self._run("RECOVER", keys, args)
         self._waiting.clear()
@@ -97,13 +96,17 @@ class RunCoordinator:
     def beat(self) -> None:
         keys = [self.keys.heartbeat(self.worker), self.keys.workers, self.keys.closed]
         keys.append(K.current_key(self.seller_id))
-        self._run("BEAT", keys, [self.worker, HEARTBEAT_TTL_MS, self.run_id, CURRENT_TTL_S])
+        args = [self.worker, HEARTBEAT_TTL_MS, self.run_id, CURRENT_TTL_S, K.RUN_TTL_SECONDS]
+        self._run("BEAT", keys, args)
 
     def reclaim_dead(self) -> int:
-        moved = int(self._run("RECLAIM", [self.keys.workers, self.keys.queue], [self.keys.prefix, ""]))
+        moved = int(self._run("RECLAIM", self._reclaim_keys(), [self.keys.prefix, "", K.RUN_TTL_SECONDS]))
         if moved:
             logger.warning("Requeued %d requests leased by dead workers", moved)
         return moved
+
+    def _reclaim_keys(self) -> list[str]:
+        return [self.keys.workers, self.keys.queue, self.keys.closed]
 
     def pending(self) -> tuple[int, int]:
         queued, leased = self._run("PENDING", [self.keys.workers, self.keys.queue], [self.keys.prefix])
@@ -113,7 +116,7 @@ class RunCoordinator:
         """Put back this worker's leases when it holds no request: a lease whose pop reply was lost
         in a Redis outage was never handed to this worker, and would otherwise block the run's end."""
         moved = int(
-            self._run("RECLAIM", [self.keys.workers, self.keys.queue], [self.keys.prefix, self.worker])
+            self._run("RECLAIM", self._reclaim_keys(), [self.keys.prefix, self.worker, K.RUN_TTL_SECONDS])
         )
         self.server.sadd(self.keys.workers, self.worker)
         if moved:
@@ -123,7 +126,7 @@ class RunCoordinator:
     def leave(self) -> None:
         """Give this worker's unfinished leases back to the queue and deregister."""
         moved = int(
-            self._run("RECLAIM", [self.keys.workers, self.keys.queue], [self.keys.prefix, self.worker])
+            self._run("RECLAIM", self._reclaim_keys(), [self.keys.prefix, self.worker, K.RUN_TTL_SECONDS])
         )
         self.server.srem(self.keys.workers, self.worker)
         self.server.delete(self.keys.heartbeat(self.worker))
@@ -131,9 +134,12 @@ class RunCoordinator:
             logger.info("Returned %d unfinished requests to the queue", moved)
 
     def try_close(self) -> bool:
-        """True for exactly one worker of the run: the one that closes the run record."""
-        keys = [self.keys.closed, K.current_key(self.seller_id)]
-        return bool(self._run("CLOSE", keys, [self.worker, self.run_id, K.RUN_TTL_SECONDS]))
+        """True for exactly one worker of the run: the one that closes the run record. Every key of
+        the run then expires within ``CLOSED_TTL_SECONDS`` (``shopcrawl status`` shows it closed
+        meanwhile)."""
+        keys = [self.keys.closed, K.current_key(self.seller_id), self.keys.workers, *self.keys.named()]
+        args = [self.worker, self.run_id, K.CLOSED_TTL_SECONDS, self.keys.prefix]
+        return bool(self._run("CLOSE", keys, args))
 
     # -- listing ledger -----------------------------------------------------------------------
 
@@ -141,7 +147,7 @@ class RunCoordinator:
         ids = [str(n) for n in num_iids]
         if not ids:
             return set()
-        mine = self._run("CLAIM", [self.keys.owner], [page_key, K.RUN_TTL_SECONDS, *ids])
+        mine = self._run("CLAIM", [self.keys.owner, self.keys.closed], [page_key, K.RUN_TTL_SECONDS, *ids])
         return {int(n) for n in mine}
 
     def listed_count(self) -> int:
@@ -222,21 +228,15 @@ class RunCoordinator:
     def push_counters(self, counters: Mapping[str, float], accounted: Iterable[int] = ()) -> None:
         """Add what this worker counted since its last push to the run's shared counters, and the
         items it wrote to the run's set of items accounted for (per item, not per delivery)."""
-        pipe = self.server.pipeline(transaction=False)
-        ids = list(accounted)
-        if ids:
-            pipe.sadd(self.keys.done, *ids)
-            pipe.expire(self.keys.done, K.RUN_TTL_SECONDS)
+        ids = [str(n) for n in accounted]
+        changes: list[str | int | float] = []
         for key, value in counters.items():
             delta = value - self._pushed.get(key, 0)
             if delta:
-                if isinstance(value, int):
-                    pipe.hincrby(self.keys.counters, key, int(delta))
-                else:
-                    pipe.hincrbyfloat(self.keys.counters, key, float(delta))
+                changes += [key, "i", int(delta)] if isinstance(value, int) else [key, "f", float(delta)]
                 self._pushed[key] = value
-        pipe.expire(self.keys.counters, K.RUN_TTL_SECONDS)
-        pipe.execute()
+        keys = [self.keys.counters, self.keys.done, self.keys.closed]
+        self._run("COUNT", keys, [K.RUN_TTL_SECONDS, len(ids), *ids, *changes])
 
     def counters(self) -> dict[str, float]:
         raw: dict[bytes, bytes] = self.server.hgetall(self.keys.counters)  # type: ignore[assignment]
@@ -247,7 +247,7 @@ class RunCoordinator:
         return out
 
 
-_SCRIPTS = ("JOIN", "BEAT", "CLOSE", "REGISTER", "RECOVER", "RECLAIM", "PENDING", "CLAIM")
+_SCRIPTS = ("JOIN", "BEAT", "CLOSE", "REGISTER", "RECOVER", "RECLAIM", "PENDING", "CLAIM", "COUNT")
 
 
 def _text(value: bytes | str | None) -> str:

@@ -5,7 +5,8 @@ Differences from the stock ``scrapy_redis.scheduler.Scheduler`` (whose defects t
 - a popped request is *leased* to this worker, not deleted; a dead worker's leases are requeued;
 - the dupefilter check and the push are one atomic step, so a worker killed between them cannot
   mark a request as seen without queueing it;
-- keys belong to one run of one seller (``shopcrawl:run:<seller>:<run>:*``) and expire;
+- keys belong to one run of one seller (``keys.RunKeys``: one Redis Cluster hash slot) and expire,
+  an hour after the run closed at the latest;
 - payloads are JSON (``shopcrawl.distributed.serializer``), never pickle; a payload that does not
   decode is refused with a log line and dropped, and nothing in it runs.
 """
@@ -38,7 +39,9 @@ class LeasedQueue(Base):
     """A priority queue (FIFO within a priority) whose pops are leases."""
 
     def __init__(self, server: redis.Redis, spider: Spider, coordinator: RunCoordinator) -> None:
-        super().__init__(server, spider, coordinator.keys.queue, serializer=serializer)  # type: ignore[no-untyped-call]
+        # scrapy-redis %-formats the key (``%(spider)s``); a seller's tag may hold a percent-encoding.
+        key = coordinator.keys.queue.replace("%", "%%")
+        super().__init__(server, spider, key, serializer=serializer)  # type: ignore[no-untyped-call]
         self.coordinator = coordinator
         self._push = server.register_script(lua.PUSH)
         self._pop = server.register_script(lua.POP)
@@ -51,7 +54,7 @@ class LeasedQueue(Base):
         release = str(request.meta.pop(LEASE_META, ""))
         payload = serializer.encode(request, self.spider)
         queued = self._push(
-            keys=[self.key, keys.dupefilter, keys.seq, keys.leases(self.coordinator.worker)],
+            keys=[self.key, keys.dupefilter, keys.seq, keys.leases(self.coordinator.worker), keys.closed],
             args=[fingerprint, request.priority, secrets.token_hex(8), payload, release, K.RUN_TTL_SECONDS],
         )
         return bool(queued)
@@ -59,7 +62,9 @@ class LeasedQueue(Base):
     def pop(self, timeout: int = 0) -> Request | None:
         lease_key = self.coordinator.keys.leases(self.coordinator.worker)
         for _ in range(MAX_REFUSED_IN_A_ROW):
-            member = self._pop(keys=[self.key, lease_key], args=[K.RUN_TTL_SECONDS])
+            member = self._pop(
+                keys=[self.key, lease_key, self.coordinator.keys.closed], args=[K.RUN_TTL_SECONDS]
+            )
             if not member:
                 return None
             lease = member.decode("utf-8", "replace") if isinstance(member, bytes) else str(member)

@@ -36,12 +36,14 @@ def _text(value: bytes | str | None) -> str:
 
 
 def run_statuses(server: redis.Redis, seller_id: str | None = None) -> list[RunStatus]:
-    """Every run whose keys are still in Redis, newest first."""
-    pattern = f"{K.ROOT}:run:{seller_id or '*'}:*:meta"
+    """Every run whose keys are still in Redis, newest first (a closed run for an hour after it
+    closed)."""
     out = []
-    for meta_key in server.scan_iter(match=pattern, count=1000):
-        prefix = _text(meta_key).removesuffix("meta")
-        _, _, seller, run_id, _ = (prefix + "x").split(":", 4)
+    for meta_key in server.scan_iter(match=K.run_meta_pattern(seller_id or None), count=1000):
+        parsed = K.parse_run_meta_key(_text(meta_key))
+        if parsed is None:
+            continue
+        seller, run_id = parsed
         keys = K.RunKeys(seller, run_id)
         # One snapshot (MULTI): a run seen with listed items also shows the total its first page set.
         pipe = server.pipeline(transaction=True)
@@ -82,7 +84,7 @@ def calls_per_second(server: redis.Redis, window: int = RATE_WINDOW_SECONDS) -> 
     now = int(time.time())
     total = 0
     for key in server.scan_iter(match=K.calls_prefix() + "*", count=1000):
-        second = int(_text(key).rsplit(":", 1)[1])
-        if now - window <= second < now:
+        second = _text(key).rsplit(":", 1)[1]
+        if second.isdigit() and now - window <= int(second) < now:
             total += int(server.get(key) or 0)
     return total / window
