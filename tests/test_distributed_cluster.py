@@ -156,8 +156,13 @@ def run_steps(server: redis.Redis) -> None:
     assert first.check_state() == "recovered"
     assert RunCoordinator(server, SELLER).join("run-c", T1)[0] == "run-a"
     assert first.try_close()
+    listed = first.listed_count()
+    first.compact()  # the closer drops the per-item keys once the record has what it needs
     first.leave()
-    assert [(r.seller_id, r.state) for r in run_statuses(server, SELLER)] == [(SELLER, "closed")]
+    assert [(r.seller_id, r.state, r.listed) for r in run_statuses(server, SELLER)] == [
+        (SELLER, "closed", listed)
+    ]
+    assert not server.exists(first.keys.owner) and not server.exists(first.keys.done)
 
 
 async def rate_limit_steps(url: str) -> None:

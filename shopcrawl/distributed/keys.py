@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 
 ROOT = "shopcrawl"
+# The fleet's job queue and schedule (shopcrawl.fleet.jobs): one tag, one Redis Cluster slot.
+FLEET_PREFIX = f"{ROOT}:{{fleet}}:"
 RUN_TTL_SECONDS = 7 * 24 * 3600  # a run's keys expire a week after its last activity
 CLOSED_TTL_SECONDS = 3600  # ... and an hour after it was closed
 

@@ -153,6 +153,11 @@ class RunCoordinator:
     def listed_count(self) -> int:
         return int(self.server.hlen(self.keys.owner))
 
+    def compact(self) -> None:
+        """For the closing worker, once the run record has what it needs from Redis (see COMPACT)."""
+        k = self.keys
+        self._run("COMPACT", [k.meta, k.owner, k.done, k.dupefilter, k.queue, k.seq], [])
+
     def set_declared_total(self, total: int) -> None:
         self.server.hsetnx(self.keys.meta, "declared_total", total)
 
@@ -247,7 +252,7 @@ class RunCoordinator:
         return out
 
 
-_SCRIPTS = ("JOIN", "BEAT", "CLOSE", "REGISTER", "RECOVER", "RECLAIM", "PENDING", "CLAIM", "COUNT")
+_SCRIPTS = ("JOIN", "BEAT", "CLOSE", "REGISTER", "RECOVER", "RECLAIM", "PENDING", "CLAIM", "COUNT", "COMPACT")
 
 
 def _text(value: bytes | str | None) -> str:

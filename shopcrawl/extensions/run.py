@@ -183,7 +183,9 @@ class RunLifecycle:
         gap = coordinator.listing_gap()  # found by whichever worker's listing ran out
         if gap:
             shared[LISTING_GAP_STAT] = gap
-        return shared, coordinator.declared_total(), coordinator.listed_count()
+        declared, listed = coordinator.declared_total(), coordinator.listed_count()
+        coordinator.compact()
+        return shared, declared, listed
 
     async def _finish(self, reason: str) -> RunRecord | None:
         """The final record written to the store, or None when another worker closes the run."""

@@ -27,7 +27,9 @@ from typing import Any
 
 import redis
 
-ROOT = "shopcrawl:{fleet}:"
+from shopcrawl.distributed import keys as K
+
+ROOT = K.FLEET_PREFIX
 NAMES = ("jobs", "queue", "delayed", "workers", "last", "parked", "shops", "due")
 HEARTBEAT_MS = 15_000  # a worker silent this long is dead; its taken jobs go back to the queue
 MODES = ("incremental", "full")
