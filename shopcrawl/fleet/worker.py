@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 5.0
 TAKE_TIMEOUT_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 3600.0
+SETTLE_WAIT_SECONDS = 120.0
 
 
 class _Process(CrawlerProcess):
@@ -248,7 +249,23 @@ class FleetWorker:
                 status or "",
                 now - started,
             )
-        return threads.deferToThread(self.queue.finish, job, kind, last=last, at=at, parked=parked)
+        return threads.deferToThread(self._record, job, kind, last, at, parked)
+
+    def _record(
+        self, job: Job, kind: str, last: dict[str, Any] | None, at: float, parked: dict[str, Any] | None
+    ) -> None:
+        """The job's outcome into Redis, waiting out an outage of up to SETTLE_WAIT_SECONDS: a job
+        whose outcome is not recorded stays on this worker's list and would run again."""
+        deadline = time.monotonic() + SETTLE_WAIT_SECONDS
+        while True:
+            try:
+                self.queue.finish(job, kind, last=last, at=at, parked=parked)
+                return
+            except redis.RedisError as exc:
+                if time.monotonic() > deadline:
+                    raise
+                logger.warning("Worker %s: cannot record job %s yet (%s); retrying", self.name, job.id, exc)
+                time.sleep(1.0)
 
 
 def _reactor() -> Any:
