@@ -57,6 +57,17 @@ def sqlite_store(workdir: Path, name: str) -> Store:
 NULL_STORE = Store("null", "null://")
 
 
+def sqlite_runs(store: Store) -> list[dict[str, Any]]:
+    """Every run record of a SQLite store (the ``runs`` table), oldest first; none before the first crawl."""
+    assert store.kind == "sqlite" and store.path is not None
+    if not store.path.exists():
+        return []
+    with closing(sqlite3.connect(store.path)) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute("SELECT * FROM runs ORDER BY started_at, run_id").fetchall()
+    return [dict(row) for row in rows]
+
+
 def mongo_store(server: str, database: str, *, options: str = "") -> Store:
     """A store in ``database`` on ``server`` (dropped first: a fresh store)."""
     mongo_drop(server, database)

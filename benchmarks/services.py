@@ -56,6 +56,11 @@ class Sandbox:
         stats: dict[str, Any] = _control(self.root, "/_sandbox/stats")
         return stats
 
+    def shops(self) -> list[dict[str, Any]]:
+        """``GET /_sandbox/shops``: every shop served (seller, on-sale items, session), the default first."""
+        shops: list[dict[str, Any]] = _control(self.root, "/_sandbox/shops")
+        return shops
+
 
 @contextmanager
 def sandbox(items: int, *options: str, workdir: Path) -> Iterator[Sandbox]:

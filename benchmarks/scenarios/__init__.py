@@ -1,4 +1,4 @@
-"""The seven scenarios of ``python -m benchmarks``: each module has ``NUMBER``, ``TITLE`` and
+"""The eight scenarios of ``python -m benchmarks``: each module has ``NUMBER``, ``TITLE`` and
 ``run(ctx) -> Section``; :data:`SCENARIOS` lists them in order."""
 
 from __future__ import annotations
@@ -119,9 +119,9 @@ def reps_note(reps: int) -> str:
 
 
 def _load() -> list[Any]:
-    from benchmarks.scenarios import calls, faults, latency, memory, reports, throughput, workers
+    from benchmarks.scenarios import calls, faults, fleet, latency, memory, reports, throughput, workers
 
-    return [calls, latency, throughput, memory, workers, faults, reports]
+    return [calls, latency, throughput, memory, workers, faults, reports, fleet]
 
 
 SCENARIOS = _load
