@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Self
 
+from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 from scrapy.utils.defer import deferred_from_coro, deferred_to_future
@@ -44,7 +45,22 @@ class StorePipeline:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(crawler)
+        pipeline = cls(crawler)
+        crawler.signals.connect(pipeline.spider_idle, signal=signals.spider_idle)
+        return pipeline
+
+    def spider_idle(self) -> None:
+        """A Redis worker with nothing left to do waits for its last items' acknowledgements, which come
+        with their write: write them now rather than at the next flush tick, then look again at once
+        (a fleet worker otherwise spent SHOPCRAWL_STORE_FLUSH_SECONDS at the end of every shop)."""
+        if (self.items or self.rejects) and self.lifecycle.coordinator is not None:
+            deferred_from_coro(self.flush()).addBoth(self._wake)
+
+    def _wake(self, result: object) -> object:
+        slot = getattr(self.crawler.engine, "_slot", None)
+        if slot is not None and slot.closing is None:
+            slot.nextcall.schedule()
+        return result
 
     async def open_spider(self) -> None:
         self.store = await self.lifecycle.open_run()
