@@ -1,5 +1,6 @@
-"""Benchmarks of shopcrawl against the sandbox: ``python -m benchmarks`` runs seven scenarios (API calls
-per item, wall time with network latency, CPU-bound throughput, memory, workers, faults, reports) and
+"""Benchmarks of shopcrawl against the sandbox: ``python -m benchmarks`` runs eight scenarios (API calls
+per item, wall time with network latency, CPU-bound throughput, memory, workers, faults, reports, the
+fleet's shops per hour) and
 writes ``benchmarks/RESULTS.md`` with ``results.json`` beside it.
 
     python -m benchmarks [--quick] [--only 1,3] [--reps 3] [--out benchmarks/RESULTS.md] [--mongo-uri URI]

@@ -136,3 +136,45 @@ def test_a_failing_job_is_retried_then_parked_and_enqueue_unparks_it(sandbox_fac
     code, err = finish(worker(fixed, tmp_path, "--max-jobs", "1"))
     assert code == 0, err
     assert fleet(fixed)["parked"] == [] and runs(tmp_path)[-1][1] == "complete"
+
+
+def test_a_big_shop_does_not_hold_up_the_small_ones_queued_behind_it(sandbox_factory, tmp_path, redis_url):
+    from datetime import datetime
+
+    from shopcrawl.auth.grants import CredentialsFile, Grant
+
+    sandbox = sandbox_factory("--items", "20000", "--seed", "24", "--shops", "4", "--shop-items", "200-400")
+    far = time.time() + 365 * 86400
+    credentials = tmp_path / "conf" / "credentials.json"
+    CredentialsFile(credentials).save(
+        [
+            Grant(
+                api="top",
+                app_key="sandbox-app-key",
+                seller=s["seller"],
+                access_token=s["session"],
+                expires_at=far,
+                nick=s["seller"],
+            )
+            for s in sandbox.shops()
+        ]
+    )
+    env = fleet_env(
+        sandbox,
+        tmp_path,
+        redis_url,
+        SHOPCRAWL_SESSION="",
+        SHOPCRAWL_CREDENTIALS=str(credentials),
+        SHOPCRAWL_QPS="100",
+    )  # the big shop's 1,100 calls take 11 s or more
+    for seller in ["demo"] + [f"shop-00{n}" for n in range(1, 5)]:  # the big shop first
+        assert shopcrawl(env, "enqueue", "--seller", seller).returncode == 0
+    code, err = finish(worker(env, tmp_path, "--slots", "2", "--max-jobs", "5"))
+    assert code == 0, err
+    with sqlite3.connect(tmp_path / "shop.db") as conn:
+        ended = dict(
+            conn.execute("SELECT seller_id, finished_at FROM runs WHERE status = 'complete'").fetchall()
+        )
+    assert len(ended) == 5
+    big = datetime.fromisoformat(ended.pop("demo"))
+    assert all(datetime.fromisoformat(at) < big for at in ended.values()), ended  # done while it ran
