@@ -108,13 +108,18 @@ def _number(
     return value
 
 
-def _duration(settings: SettingsLike, name: str) -> float:
-    """Seconds, given as a number or as a number with a unit: ``7d``, ``12h``, ``30m``, ``45s``."""
-    raw = _get(settings, name)
+def parse_duration(raw: Any) -> float:
+    """Seconds, given as a number or as a number with a unit: ``7d``, ``12h``, ``30m``, ``45s``.
+    Raises ValueError."""
     text = str(raw).strip().lower()
     scale = _UNITS.get(text[-1:], 0) if text else 0
+    return float(text[:-1] if scale else text) * (scale or 1)
+
+
+def _duration(settings: SettingsLike, name: str) -> float:
+    raw = _get(settings, name)
     try:
-        value = float(text[:-1] if scale else text) * (scale or 1)
+        value = parse_duration(raw)
     except ValueError:
         raise ConfigError(f"{name} must be seconds or a duration such as 7d, 12h, 30m; got {raw!r}") from None
     if not 0 <= value <= 10 * 365 * 86400:

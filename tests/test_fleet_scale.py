@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from shopcrawl.auth.grants import CredentialsFile, Grant
 from shopcrawl.sandbox.local import crawl_env
+from tests.test_fleet_worker import store_grants
 
 pytestmark = pytest.mark.serial
 
@@ -29,23 +29,7 @@ SHOPS, INTERVAL, DURATION, QPS, WORKERS = 50, 60, 300, 150, 3
 
 def _grants(path: Path, shops: list[dict]) -> None:
     """Each shop's own session, as `shopcrawl auth login` would have stored it (no refresh needed)."""
-    file = CredentialsFile(path)
-    far = time.time() + 365 * 86400
-    grants = [
-        Grant(
-            api="top",
-            app_key="sandbox-app-key",
-            seller=s["seller"],
-            access_token=s["session"],
-            expires_at=far,
-            nick=s["seller"],
-            obtained_at=time.time(),
-        )
-        for s in shops
-        if s["seller"].startswith("shop-")
-    ]
-    with file.locked():
-        file.save(grants)
+    store_grants(path, [s for s in shops if s["seller"].startswith("shop-")])
 
 
 def _spawn(args: list[str], env: dict[str, str], tmp_path: Path, name: str) -> subprocess.Popen[bytes]:

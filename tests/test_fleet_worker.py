@@ -16,6 +16,26 @@ from shopcrawl.sandbox.local import crawl_env
 TIMEOUT = 120
 
 
+def store_grants(path: Path, shops: list[dict]) -> None:
+    """Each sandbox shop's own session in a credentials file, as `shopcrawl auth login` would store it."""
+    from shopcrawl.auth.grants import CredentialsFile, Grant
+
+    far = time.time() + 365 * 86400
+    grants = [
+        Grant(
+            api="top",
+            app_key="sandbox-app-key",
+            seller=s["seller"],
+            access_token=s["session"],
+            expires_at=far,
+            nick=s["seller"],
+            obtained_at=time.time(),
+        )
+        for s in shops
+    ]
+    CredentialsFile(path).save(grants)
+
+
 def fleet_env(sandbox, tmp_path: Path, redis_url: str, **extra: str) -> dict[str, str]:
     return crawl_env(
         sandbox.url,
@@ -141,24 +161,9 @@ def test_a_failing_job_is_retried_then_parked_and_enqueue_unparks_it(sandbox_fac
 def test_a_big_shop_does_not_hold_up_the_small_ones_queued_behind_it(sandbox_factory, tmp_path, redis_url):
     from datetime import datetime
 
-    from shopcrawl.auth.grants import CredentialsFile, Grant
-
     sandbox = sandbox_factory("--items", "20000", "--seed", "24", "--shops", "4", "--shop-items", "200-400")
-    far = time.time() + 365 * 86400
     credentials = tmp_path / "conf" / "credentials.json"
-    CredentialsFile(credentials).save(
-        [
-            Grant(
-                api="top",
-                app_key="sandbox-app-key",
-                seller=s["seller"],
-                access_token=s["session"],
-                expires_at=far,
-                nick=s["seller"],
-            )
-            for s in sandbox.shops()
-        ]
-    )
+    store_grants(credentials, sandbox.shops())
     env = fleet_env(
         sandbox,
         tmp_path,

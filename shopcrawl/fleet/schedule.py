@@ -31,13 +31,12 @@ from typing import Any
 
 import redis
 
-from shopcrawl.config import ConfigError
+from shopcrawl.config import ConfigError, parse_duration
 from shopcrawl.fleet.jobs import MODES, Job, key, shop_key
 from shopcrawl.platforms import APIS, PLATFORMS
 
 logger = logging.getLogger(__name__)
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_INTERVAL = 10.0
 
 
@@ -58,10 +57,8 @@ class ScheduledShop:
 
 
 def seconds(raw: Any, where: str) -> float:
-    text = str(raw).strip().lower()
-    scale = _UNITS.get(text[-1:], 0) if text else 0
     try:
-        value = float(text[:-1] if scale else text) * (scale or 1)
+        value = parse_duration(raw)
     except ValueError:
         raise ConfigError(f"{where}: interval must be seconds or e.g. 30m, 6h, 1d; got {raw!r}") from None
     if value < MIN_INTERVAL:
