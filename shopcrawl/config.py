@@ -141,6 +141,13 @@ def token_min_ttl(settings: SettingsLike) -> float:
     return _duration(settings, "SHOPCRAWL_TOKEN_MIN_TTL")
 
 
+def platform_for(api: str, platform: str) -> str:
+    """The store's platform of a crawl: TOP crawls Taobao, 1688 crawls 1688, a gateway either."""
+    if api == "gateway":
+        return platform
+    return "1688" if api == "1688" else "taobao"
+
+
 def crawl_mode(value: str | None) -> str:
     """``-a mode=``: ``incremental`` (the default) or ``full``."""
     mode = "incremental" if value is None else str(value).strip().lower()
@@ -199,8 +206,7 @@ class ShopcrawlConfig:
             raise ConfigError(
                 f"SHOPCRAWL_PLATFORM (or -a platform=) must be one of {choices}, got {platform!r}"
             )
-        if api != "gateway":
-            platform = "1688" if api == "1688" else "taobao"
+        platform = platform_for(api, platform)
         dialect = get_dialect(api, platform)
         api_url = str(settings.get("SHOPCRAWL_API_URL") or dialect.production_url)
         if not api_url.startswith(("http://", "https://")):

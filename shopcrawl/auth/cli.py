@@ -32,6 +32,7 @@ from shopcrawl.auth.grants import (
 )
 from shopcrawl.auth.keeper import Keeper, LoginNeeded
 from shopcrawl.auth.oauth import OAuthClient, OAuthError, oauth_client
+from shopcrawl.config import platform_for
 from shopcrawl.platforms import get_dialect
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -45,9 +46,7 @@ def _client(api: str, app_key: str) -> OAuthClient:
     secret = _env("SHOPCRAWL_APP_SECRET")
     if not app_key or not secret:
         raise CredentialsError("set SHOPCRAWL_APP_KEY and SHOPCRAWL_APP_SECRET (the app's key and secret)")
-    api_url = (
-        _env("SHOPCRAWL_API_URL") or get_dialect(api, "1688" if api == "1688" else "taobao").production_url
-    )
+    api_url = _env("SHOPCRAWL_API_URL") or get_dialect(api, platform_for(api, "taobao")).production_url
     return oauth_client(api, app_key, secret, oauth_url=_env("SHOPCRAWL_OAUTH_URL") or None, api_url=api_url)
 
 

@@ -29,6 +29,7 @@ from shopcrawl.config import (
     ConfigError,
     SettingsLike,
     ShopcrawlConfig,
+    crawl_config,
     credentials_from_settings,
     token_min_ttl,
 )
@@ -73,8 +74,11 @@ def prepare(settings: SettingsLike, config: ShopcrawlConfig, seller_id: str) -> 
 class CrawlAuth:
     """The credentials the signing middleware signs with, one per crawler."""
 
-    def __init__(self, crawler: Crawler, credentials: Credentials, keeper: Keeper | None) -> None:
+    def __init__(
+        self, crawler: Crawler, credentials: Credentials, keeper: Keeper | None, api: str = "top"
+    ) -> None:
         self.crawler = crawler
+        self.api = api  # names the login command in the stop line
         self.credentials = credentials
         self.keeper = keeper
         self.generation = 0
@@ -82,6 +86,7 @@ class CrawlAuth:
         self._refreshing: defer.Deferred[Any] | None = None
         self._refreshed_at = 0.0
         self._waiters: list[defer.Deferred[None]] = []
+        self._failure: str | None = None  # once a refresh failed: the line every refused call stops with
 
     @classmethod
     def for_crawler(cls, crawler: Crawler) -> CrawlAuth:
@@ -93,19 +98,17 @@ class CrawlAuth:
 
     @classmethod
     def _build(cls, crawler: Crawler) -> CrawlAuth:
-        from shopcrawl.config import crawl_config
-
         config = crawl_config(crawler)
         settings = crawler.settings
         if not uses_stored_grant(settings, config):
             creds = credentials_from_settings(settings, needs_session=config.dialect.needs_session)
-            return cls(crawler, creds, None)
+            return cls(crawler, creds, None, config.api)
         seller = str(getattr(crawler.spider, "seller_id", "") or "")
         try:
             keeper = keeper_for(settings, config, seller)
         except CredentialsError as exc:
             raise ConfigError(str(exc)) from None
-        auth = cls(crawler, _credentials(settings, keeper.grant), keeper)
+        auth = cls(crawler, _credentials(settings, keeper.grant), keeper, config.api)
         warning = expiry_warning(keeper.grant)
         if warning:
             logger.warning("Authorisation: %s", warning)
@@ -146,7 +149,7 @@ class CrawlAuth:
         """After the API refused the credential ``request`` was signed with: None when the request
         may be sent again (refreshed now, or already by another call or worker), else the one line
         the crawl stops with."""
-        api = self.crawler.spider.dialect.name if self.crawler.spider is not None else "top"  # type: ignore[attr-defined]
+        api = self.api
         if self._failure is not None:
             return self._failure
         if self.keeper is None:
@@ -171,8 +174,6 @@ class CrawlAuth:
             logger.info("The API refused the credential as expired (%s); refreshing it", error.describe())
         await self.ready()
         return self._failure
-
-    _failure: str | None = None
 
     def _refreshed(self, result: Any) -> None:
         self._refreshing = None

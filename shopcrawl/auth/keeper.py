@@ -152,9 +152,7 @@ class Keeper:
         return renewed
 
     def _store(self, grant: Grant) -> None:
-        with self.file.locked():
-            others = [g for g in self.file.load() if g.key != grant.key]
-            self.file.save([*others, grant])
+        self.file.put(grant)
         self.grant = grant
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shopcrawl.auth.grants import Grant
+from shopcrawl.plainhttp import OPENER
 
 TOP_OAUTH_URL = "https://oauth.taobao.com"  # /authorize, /token
 AOP_OAUTH_URL = "https://auth.1688.com/oauth"  # /authorize; tokens are on the API host
@@ -43,14 +44,6 @@ class OAuthError(Exception):
         )
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects())
-
-
 def post_form(url: str, form: dict[str, str], timeout: float = TIMEOUT_SECONDS) -> dict[str, Any]:
     """POST ``form`` and decode the JSON answer; an OAuth error body raises OAuthError."""
     data = urllib.parse.urlencode(form).encode()
@@ -59,7 +52,7 @@ def post_form(url: str, form: dict[str, str], timeout: float = TIMEOUT_SECONDS) 
     )
     status: int
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with OPENER.open(request, timeout=timeout) as response:
             status, body = response.status, response.read(_MAX_ANSWER)
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read(_MAX_ANSWER)

@@ -59,15 +59,13 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _enqueue(args: argparse.Namespace) -> int:
-    from shopcrawl.fleet.jobs import Job, key
+    from shopcrawl.config import platform_for
+    from shopcrawl.fleet.jobs import Job, JobQueue, key
 
-    api = args.api
-    platform = args.platform if api == "gateway" else ("1688" if api == "1688" else "taobao")
-    job = Job(api, platform, args.seller.strip(), args.mode)
+    job = Job(args.api, platform_for(args.api, args.platform), args.seller.strip(), args.mode)
     if not job.seller:
         raise ConfigError("--seller must not be empty")
     server = _server(args)
-    from shopcrawl.fleet.jobs import JobQueue
 
     unparked = server.hdel(key("parked"), job.shop)
     if JobQueue(server).enqueue(job, front=args.front):

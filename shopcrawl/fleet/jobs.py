@@ -32,7 +32,6 @@ from shopcrawl.distributed import keys as K
 ROOT = K.FLEET_PREFIX
 NAMES = ("jobs", "queue", "delayed", "workers", "last", "parked", "shops", "due")
 HEARTBEAT_MS = 15_000  # a worker silent this long is dead; its taken jobs go back to the queue
-MODES = ("incremental", "full")
 
 
 def key(name: str) -> str:

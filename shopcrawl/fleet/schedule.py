@@ -31,8 +31,8 @@ from typing import Any
 
 import redis
 
-from shopcrawl.config import ConfigError, parse_duration
-from shopcrawl.fleet.jobs import MODES, Job, key, shop_key
+from shopcrawl.config import MODES, ConfigError, parse_duration, platform_for
+from shopcrawl.fleet.jobs import key, shop_key
 from shopcrawl.platforms import APIS, PLATFORMS
 
 logger = logging.getLogger(__name__)
@@ -51,9 +51,6 @@ class ScheduledShop:
     @property
     def shop(self) -> str:
         return shop_key(self.api, self.platform, self.seller)
-
-    def job(self, due_at: float) -> Job:
-        return Job(self.api, self.platform, self.seller, self.mode, due_at=due_at)
 
 
 def seconds(raw: Any, where: str) -> float:
@@ -99,8 +96,7 @@ def load(path: Path) -> list[ScheduledShop]:
         platform = str(merged.get("platform", "taobao")).lower()
         if platform not in PLATFORMS:
             raise ConfigError(f"{where}: platform must be one of {', '.join(PLATFORMS)}, got {platform!r}")
-        if api != "gateway":
-            platform = "1688" if api == "1688" else "taobao"
+        platform = platform_for(api, platform)
         mode = str(merged.get("mode", "incremental")).lower()
         if mode not in MODES:
             raise ConfigError(f"{where}: mode must be one of {', '.join(MODES)}, got {mode!r}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -195,11 +196,9 @@ class FleetWorker:
         now = time.time()
         status = str(stats.get(STATUS_STAT) or "")  # set by the worker that closed the run
         run_id = str(stats.get("shopcrawl/run_id") or "")
-        previous = self.queue.last(job.shop)
-        last: dict[str, Any] | None = None
+        last: dict[str, Any] = {}  # fields of the shop's last-run record this outcome changes
         if status:
             last = {
-                **previous,
                 "run_id": run_id,
                 "status": status,
                 "finished_at": now,
@@ -213,7 +212,7 @@ class FleetWorker:
         at = 0.0
         if outcome == "failed":
             attempt = job.attempt + 1
-            failed = Job(**{**job.__dict__, "attempt": attempt, "last_error": reason[:500]})
+            failed = replace(job, attempt=attempt, last_error=reason[:500])
             if attempt > self.retries:
                 kind = "park"
                 parked = {"job": failed.__dict__, "reason": reason[:500], "at": now, "attempts": attempt}
@@ -234,7 +233,7 @@ class FleetWorker:
                     delay,
                 )
                 job = failed
-            last = {**(last or previous), "failed_at": now, "error": reason[:500]}
+            last.update(failed_at=now, error=reason[:500])
         elif outcome == "park":
             parked = {"job": job.__dict__, "reason": reason[:500], "at": now, "attempts": job.attempt}
             logger.error("Job %s for seller %s parked: %s", job.id, job.seller, reason)
@@ -252,14 +251,16 @@ class FleetWorker:
         return threads.deferToThread(self._record, job, kind, last, at, parked)
 
     def _record(
-        self, job: Job, kind: str, last: dict[str, Any] | None, at: float, parked: dict[str, Any] | None
+        self, job: Job, kind: str, last: dict[str, Any], at: float, parked: dict[str, Any] | None
     ) -> None:
-        """The job's outcome into Redis, waiting out an outage of up to SETTLE_WAIT_SECONDS: a job
-        whose outcome is not recorded stays on this worker's list and would run again."""
+        """The job's outcome into Redis (in a thread), waiting out an outage of up to SETTLE_WAIT_SECONDS:
+        a job whose outcome is not recorded stays on this worker's list and would run again. ``last``
+        holds the fields of the shop's last-run record that change; the others are kept."""
         deadline = time.monotonic() + SETTLE_WAIT_SECONDS
         while True:
             try:
-                self.queue.finish(job, kind, last=last, at=at, parked=parked)
+                merged = {**self.queue.last(job.shop), **last} if last else None
+                self.queue.finish(job, kind, last=merged, at=at, parked=parked)
                 return
             except redis.RedisError as exc:
                 if time.monotonic() > deadline:

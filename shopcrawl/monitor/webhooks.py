@@ -15,6 +15,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from shopcrawl.plainhttp import OPENER
+
 TIMEOUT_SECONDS = 5.0
 _MAX_ANSWER = 64 * 1024
 
@@ -45,16 +47,6 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{hidden}"
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A webhook answers; a redirect is a failure, not something to re-POST elsewhere."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects())
-
-
 def post_json(url: str, body: dict[str, Any], *, robot: bool, timeout: float = TIMEOUT_SECONDS) -> None:
     """POST ``body`` as JSON to ``url``. Raises WebhookError unless the answer is 2xx and, for a robot
     (DingTalk, WeCom), its JSON ``errcode`` is 0."""
@@ -63,7 +55,7 @@ def post_json(url: str, body: dict[str, Any], *, robot: bool, timeout: float = T
         url, data=data, method="POST", headers={"Content-Type": "application/json; charset=utf-8"}
     )
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with OPENER.open(request, timeout=timeout) as response:
             status, answer = response.status, response.read(_MAX_ANSWER)
     except urllib.error.HTTPError as exc:
         exc.close()  # it holds the answer's socket
